@@ -1,0 +1,52 @@
+"""The ``cli`` backend: the ``criu`` binary, run through an argv list."""
+
+from __future__ import annotations
+
+import subprocess
+from typing import Any
+
+from harness.criu.backend import Backend, CriuCall, wait_criu
+from harness.criu.options import PIDFILE, Action, CriuOptions, cli_args
+from harness.errors import CriuError
+
+
+class CliBackend(Backend):
+    name = "cli"
+
+    def describe(self, action: Action, opts: CriuOptions, pid: int | None) -> dict[str, Any]:
+        return {"argv": [self.criu.path, *cli_args(action, opts, pid)]}
+
+    def _run(self, opts: CriuOptions, call: CriuCall) -> None:
+        argv = call.options["argv"]
+        # Its own session: a Ctrl-C at the terminal reaches the harness, which lets CRIU finish.
+        with (opts.images_dir / f"{call.action}.out").open("wb") as out:
+            proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                pass_fds=[fd for _, fd in opts.inherit_fds],
+            )
+            rc = wait_criu(proc)
+        if rc != 0:
+            raise self._failure(call, returncode=rc)
+
+    def _dump(self, pid: int, opts: CriuOptions, call: CriuCall) -> None:
+        self._run(opts, call)
+
+    def _restore(self, opts: CriuOptions, call: CriuCall) -> int:
+        self._run(opts, call)
+        try:
+            return int((opts.images_dir / PIDFILE).read_text().strip())
+        except (OSError, ValueError) as exc:
+            err = CriuError(
+                action="restore",
+                pid=None,
+                log_path=call.log_path,
+                signature=f"restored, but no pid in {PIDFILE}: {exc}",
+                returncode=0,
+                call=call,
+            )
+            call.error = str(err)
+            raise err from exc

@@ -1,0 +1,117 @@
+"""CRIU options, and how each backend spells them.
+
+One dataclass describes what a dump or restore should do; ``cli_args`` and ``rpc_fields`` map it
+to the ``criu`` command line and to pycriu's RPC request, so both backends take the same options.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+Action = Literal["dump", "restore"]
+NETWORK_LOCKS = ("iptables", "nftables", "skip")
+
+
+@dataclass(frozen=True)
+class CriuOptions:
+    """What one CRIU action is asked to do; paths are the harness's, never CRIU's defaults."""
+
+    images_dir: Path
+    log_file: str = "criu.log"  # relative to images_dir: CRIU's RPC refuses paths with a '/'
+    log_level: int = 4  # -v4: the signature of a failure is only in a verbose log
+    leave_running: bool = False
+    leave_stopped: bool = False
+    shell_job: bool = False
+    ext_unix_sk: bool = False
+    tcp_established: bool = False
+    network_lock: str | None = None
+    # (key, fd) pairs for --inherit-fd: the restored task gets the harness's fd in place of
+    # the file CRIU recorded under key, e.g. ("file[3f:1234]", 7).
+    inherit_fds: tuple[tuple[str, int], ...] = field(default_factory=tuple)
+    # Any other CRIU option, as on the command line ("--file-locks", "--ghost-limit", "1M").
+    extra_args: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.network_lock is not None and self.network_lock not in NETWORK_LOCKS:
+            raise ValueError(
+                f"network_lock must be one of {', '.join(NETWORK_LOCKS)}, not {self.network_lock!r}"
+            )
+        if "/" in self.log_file:
+            raise ValueError(f"log_file must be a bare file name, not {self.log_file!r}")
+
+    @property
+    def log_path(self) -> Path:
+        return self.images_dir / self.log_file
+
+
+PIDFILE = "restore.pid"
+
+
+def cli_args(action: Action, opts: CriuOptions, pid: int | None = None) -> list[str]:
+    """The ``criu`` argv (without the binary) for an action."""
+    args = [action, "--images-dir", str(opts.images_dir), "--log-file", opts.log_file]
+    args.append(f"-v{opts.log_level}")
+    if action == "dump":
+        if pid is None:
+            raise ValueError("dump needs a pid")
+        args += ["--tree", str(pid)]
+    else:
+        # Detached, so criu returns once the tree runs; the harness, a child subreaper,
+        # inherits the restored task. The pidfile (relative to the images dir) names it.
+        args += ["--restore-detached", "--pidfile", PIDFILE]
+    flags = {
+        "--leave-running": opts.leave_running,
+        "--leave-stopped": opts.leave_stopped,
+        "--shell-job": opts.shell_job,
+        "--ext-unix-sk": opts.ext_unix_sk,
+        "--tcp-established": opts.tcp_established,
+    }
+    args += [flag for flag, on in flags.items() if on]
+    if opts.network_lock:
+        args += ["--network-lock", opts.network_lock]
+    for key, fd in opts.inherit_fds:
+        args += ["--inherit-fd", f"fd[{fd}]:{key}"]
+    return args + list(opts.extra_args)
+
+
+def rpc_fields(action: Action, opts: CriuOptions, pid: int | None = None) -> dict[str, Any]:
+    """The scalar fields of pycriu's ``criu_opts`` for an action (the images dir fd aside)."""
+    fields: dict[str, Any] = {"log_file": opts.log_file, "log_level": opts.log_level}
+    if action == "dump":
+        if pid is None:
+            raise ValueError("dump needs a pid")
+        fields["pid"] = pid
+    flags = {
+        "leave_running": opts.leave_running,
+        "leave_stopped": opts.leave_stopped,
+        "shell_job": opts.shell_job,
+        "ext_unix_sk": opts.ext_unix_sk,
+        "tcp_established": opts.tcp_established,
+    }
+    fields.update({name: True for name, on in flags.items() if on})
+    if opts.network_lock:
+        # Enum values of criu_network_lock_method in rpc.proto.
+        fields["network_lock"] = {"iptables": 1, "nftables": 2, "skip": 3}[opts.network_lock]
+    if opts.extra_args:
+        # RPC has no field for arbitrary options, but it reads a CRIU configuration file.
+        fields["config_file"] = str(opts.images_dir / RPC_CONFIG)
+    return fields
+
+
+RPC_CONFIG = "rpc-extra.conf"
+
+
+def config_lines(args: tuple[str, ...]) -> list[str]:
+    """Command-line options as CRIU configuration-file lines: "--ghost-limit 1M" becomes
+    "ghost-limit 1M", one option per line."""
+    lines: list[str] = []
+    for arg in args:
+        if arg.startswith("--"):
+            lines.append(arg[2:])
+        elif arg.startswith("-") or not lines:
+            raise ValueError(f"extra argument {arg!r}: use long options (--name [value])")
+        else:
+            lines[-1] += f" {arg}"
+    return lines

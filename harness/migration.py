@@ -1,0 +1,176 @@
+"""One migration of a set of workloads, step by step as a plan orders it."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from harness.criu import Backend, CriuCall, CriuOptions
+from harness.errors import CriuError, WorkloadError
+from harness.plan import Plan
+from harness.process import Workload
+from harness.sockets import queued_bytes
+from harness.waiting import DeadlinePassed, wait_for
+
+
+@dataclass
+class Phase:
+    """A step of the migration as it ran (wall-clock seconds, comparable with event logs)."""
+
+    step: str  # freeze, dump, reap, restore, resume, rollback
+    role: str
+    started: float
+    finished: float
+    ok: bool = True
+
+    @property
+    def duration_ms(self) -> float:
+        return (self.finished - self.started) * 1e3
+
+
+@dataclass
+class MigrationRecord:
+    """What a migration did; ``error`` is the CRIU failure that stopped it, if any."""
+
+    plan: str
+    phases: list[Phase] = field(default_factory=list)
+    calls: list[CriuCall] = field(default_factory=list)
+    error: CriuError | None = None
+    failed_step: str | None = None
+    rolled_back: bool = False
+    started: float = 0.0
+    finished: float = 0.0
+
+    @property
+    def succeeded(self) -> bool:
+        return self.error is None
+
+    def phase_ms(self, step: str) -> float:
+        return sum(p.duration_ms for p in self.phases if p.step == step)
+
+
+OptionsFor = Callable[[str, str], CriuOptions]  # (role, action) -> options
+
+
+class Migration:
+    """Freeze, dump, reap, restore and resume workloads in the order a plan gives.
+
+    A dump that fails rolls back: what was already dumped (and so killed) is restored from its
+    images and everything frozen is thawed, so the workload goes on as if nothing happened.
+    """
+
+    def __init__(self, backend: Backend, plan: Plan, options_for: OptionsFor) -> None:
+        self.backend = backend
+        self.plan = plan
+        self.options_for = options_for
+
+    def run(self, workloads: dict[str, Workload]) -> MigrationRecord:
+        record = MigrationRecord(plan=self.plan.name, started=time.time())
+        frozen: list[str] = []
+        dumped: list[str] = []
+        try:
+            for role in self.plan.freeze:
+                with self._phase(record, "freeze", role):
+                    workloads[role].freeze()
+                frozen.append(role)
+            for role in self.plan.drain:
+                if queued_bytes(workloads[role].pid):
+                    with self._phase(record, "drain", role):
+                        self._drain(workloads, role)
+            for role in self.plan.dump:
+                with self._phase(record, "dump", role):
+                    self._call(record, self.backend.dump, workloads[role].pid, role, "dump")
+                with self._phase(record, "reap", role):
+                    workloads[role].reap()
+                dumped.append(role)
+        except CriuError as err:
+            record.error, record.failed_step = err, "dump"
+            self._rollback(record, workloads, dumped, frozen)
+            record.finished = time.time()
+            return record
+        for role in self.plan.restore:
+            try:
+                with self._phase(record, "restore", role):
+                    call = self._call(record, self.backend.restore, None, role, "restore")
+                    assert call.restored_pid is not None
+                    workloads[role].adopt(call.restored_pid)
+            except CriuError as err:
+                record.error, record.failed_step = err, "restore"
+                break
+            with self._phase(record, "resume", role):
+                # CRIU restores a task stopped if it was stopped at dump: let it run.
+                workloads[role].thaw()
+        record.finished = time.time()
+        return record
+
+    @staticmethod
+    def _drain(workloads: dict[str, Workload], role: str) -> None:
+        """Let a frozen role run until its receive queue is empty, then freeze it again. The
+        others stay frozen, so nothing new arrives; its answers wait in their queues, where a
+        missing sender address does no harm."""
+        workload = workloads[role]
+        workload.thaw()
+        try:
+            wait_for(lambda: queued_bytes(workload.pid) == 0, timeout=5.0, interval=0.002)
+        except DeadlinePassed:
+            raise WorkloadError(f"{role} did not drain its receive queue within 5 s") from None
+        finally:
+            workload.freeze()
+
+    def _call(
+        self,
+        record: MigrationRecord,
+        action: Callable[..., CriuCall],
+        pid: int | None,
+        role: str,
+        name: str,
+    ) -> CriuCall:
+        opts = self.options_for(role, name)
+        try:
+            call = action(pid, opts) if name == "dump" else action(opts)
+        except CriuError as err:
+            # The failed call belongs in the record too: its options and log are the evidence.
+            if err.call is not None:
+                record.calls.append(err.call)
+            raise
+        record.calls.append(call)
+        return call
+
+    def _rollback(
+        self,
+        record: MigrationRecord,
+        workloads: dict[str, Workload],
+        dumped: list[str],
+        frozen: list[str],
+    ) -> None:
+        record.rolled_back = True
+        for role in dumped:
+            with self._phase(record, "rollback", role) as phase:
+                try:
+                    call = self.backend.restore(self.options_for(role, "restore"))
+                    assert call.restored_pid is not None
+                    workloads[role].adopt(call.restored_pid)
+                    record.calls.append(call)
+                except CriuError:
+                    phase.ok = False
+        for role in frozen:
+            workloads[role].thaw()
+        for role in dumped:
+            workloads[role].thaw()
+
+    class _PhaseTimer:
+        def __init__(self, record: MigrationRecord, step: str, role: str) -> None:
+            self.phase = Phase(step, role, time.time(), 0.0)
+            record.phases.append(self.phase)
+
+        def __enter__(self) -> Phase:
+            return self.phase
+
+        def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+            self.phase.finished = time.time()
+            if exc_type is not None:
+                self.phase.ok = False
+
+    def _phase(self, record: MigrationRecord, step: str, role: str) -> Migration._PhaseTimer:
+        return Migration._PhaseTimer(record, step, role)

@@ -1,0 +1,82 @@
+"""Migration plans as data: in which order processes are frozen, dumped and restored."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from harness.errors import UsageError
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The order of a migration's steps, by process role.
+
+    ``freeze`` roles are stopped (SIGSTOP) before the first dump, so none of them runs while
+    another is already gone; ``dump`` and ``restore`` list every role to migrate.
+    """
+
+    name: str
+    freeze: tuple[str, ...]
+    dump: tuple[str, ...]
+    restore: tuple[str, ...]
+    description: str = ""
+    # Roles whose receive queues are emptied after freezing, before any dump: a datagram
+    # still queued when CRIU dumps comes back without its sender's address, unanswerable.
+    drain: tuple[str, ...] = ()
+
+    def roles(self) -> set[str]:
+        return set(self.dump) | set(self.restore) | set(self.freeze) | set(self.drain)
+
+    def for_roles(self, roles: list[str]) -> Plan:
+        """This plan for a scenario whose processes have these roles (in start order): roles
+        the plan does not name (a single tree, say) are migrated in start order."""
+        known = [r for r in roles if r in self.roles()]
+        if not known:
+            order = tuple(roles)
+            return Plan(self.name, order if self.freeze else (), order, order, self.description)
+        return self
+
+    def check(self, roles: list[str]) -> None:
+        missing = self.roles() - set(roles)
+        if missing:
+            raise UsageError(
+                f"plan {self.name!r} names roles {sorted(missing)} that the scenario does not have"
+            )
+
+
+PLANS: dict[str, Plan] = {
+    p.name: p
+    for p in (
+        Plan(
+            "server-first",
+            freeze=("server", "client"),
+            dump=("server", "client"),
+            restore=("server", "client"),
+            description="freeze server then client; drain the server; dump and restore server first",
+            drain=("server",),
+        ),
+        Plan(
+            "client-first",
+            freeze=("server", "client"),
+            dump=("server", "client"),
+            restore=("client", "server"),
+            description="freeze and dump as server-first, but restore the client first",
+            drain=("server",),
+        ),
+        Plan(
+            "no-freeze",
+            freeze=(),
+            dump=("server", "client"),
+            restore=("server", "client"),
+            description="dump each process in turn while the other still runs",
+        ),
+    )
+}
+DEFAULT_PLAN = "server-first"
+
+
+def get_plan(name: str) -> Plan:
+    try:
+        return PLANS[name]
+    except KeyError:
+        raise UsageError(f"unknown plan {name!r}: choose one of {', '.join(PLANS)}") from None

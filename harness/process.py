@@ -1,0 +1,291 @@
+"""Workload processes: started detached from any terminal, frozen, reaped, adopted after a
+restore, and always killed when the supervising block is left."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType, TracebackType
+
+import psutil
+
+from harness.errors import WorkloadError
+from harness.waiting import DeadlinePassed, wait_for
+
+PR_SET_CHILD_SUBREAPER = 36
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so every context manager on the way out cleans up."""
+
+
+def become_subreaper() -> None:
+    """Make this process the reaper of its orphaned descendants.
+
+    ``criu restore`` detaches the restored tree; without this it would be reparented to PID 1
+    and the harness could neither wait for it nor collect its exit status.
+    """
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        err = ctypes.get_errno()
+        raise WorkloadError(f"prctl(PR_SET_CHILD_SUBREAPER) failed: {os.strerror(err)}")
+
+
+def wait_until(
+    predicate: Callable[[], bool], what: str, timeout: float, interval: float = 0.01
+) -> None:
+    """Poll predicate until true; raise WorkloadError naming what did not happen."""
+    try:
+        wait_for(predicate, timeout=timeout, interval=interval)
+    except DeadlinePassed:
+        raise WorkloadError(f"{what}: not within {timeout:g} s") from None
+
+
+@dataclass
+class Workload:
+    """One process the harness started (and, after a restore, the same process again)."""
+
+    name: str
+    argv: Sequence[str]
+    run_dir: Path
+    cwd: Path | None = None
+    env: Mapping[str, str] | None = None
+    pid: int = 0
+    exit_status: int | None = None
+    _popen: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    _create_time: float = field(default=0.0, repr=False)
+
+    @property
+    def stdout_path(self) -> Path:
+        return self.run_dir / f"{self.name}.stdout"
+
+    @property
+    def stderr_path(self) -> Path:
+        return self.run_dir / f"{self.name}.stderr"
+
+    def start(self) -> None:
+        env = {**os.environ, **(self.env or {})}
+        with self.stdout_path.open("ab") as out, self.stderr_path.open("ab") as err:
+            try:
+                # A new session with no terminal: CRIU refuses tasks that share the caller's
+                # session or tty unless --shell-job, and a Ctrl-C must reach the harness only.
+                self._popen = subprocess.Popen(
+                    list(self.argv),
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=err,
+                    cwd=self.cwd or self.run_dir,
+                    env=env,
+                    start_new_session=True,
+                    close_fds=True,
+                )
+            except OSError as exc:
+                raise WorkloadError(f"{self.name}: cannot start {self.argv[0]!r}: {exc}") from exc
+        self.pid = self._popen.pid
+        self._remember()
+
+    def _remember(self) -> None:
+        try:
+            self._create_time = psutil.Process(self.pid).create_time()
+        except psutil.Error:
+            self._create_time = 0.0
+
+    def process(self) -> psutil.Process | None:
+        """The live process, or None if it is gone (or its pid now names another process)."""
+        if not self.pid or self.exit_status is not None:
+            return None
+        try:
+            proc = psutil.Process(self.pid)
+            if self._create_time and abs(proc.create_time() - self._create_time) > 0.05:
+                return None
+            return proc
+        except psutil.Error:
+            return None
+
+    def status(self) -> str:
+        proc = self.process()
+        if proc is None:
+            return "gone"
+        try:
+            return str(proc.status())
+        except psutil.Error:
+            return "gone"
+
+    def alive(self) -> bool:
+        return self.status() not in ("gone", psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD)
+
+    def signal(self, sig: int) -> None:
+        proc = self.process()
+        if proc is not None:
+            try:
+                proc.send_signal(sig)
+            except psutil.Error:
+                pass
+
+    def freeze(self, timeout: float = 5.0) -> None:
+        """SIGSTOP, and wait until the kernel reports the task stopped."""
+        self.signal(signal.SIGSTOP)
+        wait_until(
+            lambda: self.status() in (psutil.STATUS_STOPPED, "gone", psutil.STATUS_ZOMBIE),
+            f"{self.name} (pid {self.pid}) to stop",
+            timeout,
+            interval=0.0005,  # the other workloads still run meanwhile: keep it short
+        )
+        if not self.alive():
+            raise WorkloadError(f"{self.name} (pid {self.pid}) died while being frozen")
+
+    def thaw(self) -> None:
+        self.signal(signal.SIGCONT)
+
+    def reap(self, timeout: float = 10.0) -> int:
+        """Wait for the process to exit and collect it, so its pid is free for the restore."""
+        if self.exit_status is not None:
+            return self.exit_status
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:
+                # Not our child (someone else reaped it): wait until the pid is free.
+                if not psutil.pid_exists(self.pid):
+                    status = 0
+                    break
+                pid, status = 0, 0
+            if pid == self.pid:
+                break
+            if time.monotonic() >= deadline:
+                raise WorkloadError(f"{self.name} (pid {self.pid}) did not exit within {timeout:g} s")
+            time.sleep(0.005)
+        self.exit_status = os.waitstatus_to_exitcode(status) if status else 0
+        if self._popen is not None:
+            # Tell subprocess the child is collected: otherwise it may later waitpid() this
+            # pid, which by then belongs to the restored process.
+            self._popen.returncode = self.exit_status
+        return self.exit_status
+
+    def adopt(self, pid: int) -> None:
+        """Take over a restored process (the harness is its subreaper)."""
+        self.pid = pid
+        self.exit_status = None
+        self._popen = None
+        self._remember()
+
+    def kill(self) -> None:
+        """SIGKILL the whole session the workload leads (its children too; SIGKILL also ends a
+        stopped task) and reap it."""
+        if self.exit_status is not None or not self.pid:
+            return
+        for proc in session_members(self.pid):
+            try:
+                proc.kill()
+            except psutil.Error:
+                pass
+        self.signal(signal.SIGKILL)
+        try:
+            self.reap(timeout=10.0)
+        except WorkloadError:
+            pass
+
+    def tail(self, lines: int = 5) -> str:
+        """The last lines of the process's stderr, to say why it failed."""
+        try:
+            text = self.stderr_path.read_text(errors="replace").strip().splitlines()
+        except OSError:
+            return ""
+        return " | ".join(text[-lines:])
+
+
+class Supervisor:
+    """Owns the workloads of a run: whatever ends the block (success, exception, Ctrl-C,
+    SIGTERM), every workload is killed and reaped, stopped ones included."""
+
+    def __init__(self) -> None:
+        self.workloads: dict[str, Workload] = {}
+        self._old_term: object = None
+
+    def __enter__(self) -> Supervisor:
+        become_subreaper()
+        if threading.current_thread() is threading.main_thread():
+            self._old_term = signal.signal(signal.SIGTERM, _raise_terminated)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        with _signals_blocked():
+            self.kill_all()
+            _reap_orphans({w.pid for w in self.workloads.values() if w.pid})
+        if self._old_term is not None:
+            signal.signal(signal.SIGTERM, self._old_term)  # type: ignore[arg-type]
+
+    def spawn(
+        self,
+        name: str,
+        argv: Sequence[str],
+        run_dir: Path,
+        cwd: Path | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> Workload:
+        if name in self.workloads:
+            raise WorkloadError(f"two workloads named {name!r}")
+        workload = Workload(name=name, argv=list(argv), run_dir=run_dir, cwd=cwd, env=env)
+        self.workloads[name] = workload  # before start: a failed start is still cleaned up
+        workload.start()
+        return workload
+
+    def kill_all(self) -> None:
+        for workload in self.workloads.values():
+            workload.kill()
+
+
+def _raise_terminated(signum: int, frame: FrameType | None) -> None:
+    raise Terminated(f"terminated by signal {signum}")
+
+
+@contextmanager
+def _signals_blocked() -> Iterator[None]:
+    """A second Ctrl-C must not interrupt the clean-up of the first."""
+    sigs = {signal.SIGINT, signal.SIGTERM}
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, sigs)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def session_members(sid: int) -> list[psutil.Process]:
+    """Every process in session sid. Workloads lead their own session, and CRIU restores the
+    session id, so this finds a workload's whole tree before and after a migration."""
+    members = []
+    for proc in psutil.process_iter():
+        try:
+            if os.getsid(proc.pid) == sid:
+                members.append(proc)
+        except (OSError, psutil.Error):
+            continue
+    return members
+
+
+def _reap_orphans(sids: set[int]) -> None:
+    """Collect the zombies of workload descendants reparented to the harness (a subreaper).
+
+    Only those: waitpid(-1) would also steal the exit status of other children of this
+    process, such as a CRIU run by a caller's own code.
+    """
+    for child in psutil.Process().children():
+        try:
+            if child.status() == psutil.STATUS_ZOMBIE and os.getsid(child.pid) in sids:
+                os.waitpid(child.pid, os.WNOHANG)
+        except (OSError, psutil.Error):
+            continue

@@ -1,0 +1,65 @@
+"""The run's results for people (a table) and for programs (results.json)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from harness.criu.log import message
+from harness.result import RunReport, ScenarioResult
+
+RESULTS = "results.json"
+
+
+def _ms(value: float | None) -> str:
+    return f"{value:.1f} ms" if value is not None else "-"
+
+
+def line(result: ScenarioResult, width: int = 16) -> str:
+    """One scenario on one line: outcome, lost, errors, downtime, CRIU's signature."""
+    name = result.name if result.plan in ("", "server-first") else f"{result.name}[{result.plan}]"
+    parts = [
+        f"{name:<{width}}",
+        f"{result.outcome:<8}",
+        f"lost {result.messages_lost}",
+        f"dup {result.duplicates}",
+        f"errors {result.client_errors}",
+        f"downtime {_ms(result.downtime_ms)}",
+    ]
+    if len(result.cycles) > 1:
+        parts.append(f"cycles {len(result.cycles)}")
+    parts.append(f"criu: {message(result.criu_error) if result.criu_error else '-'}")
+    if result.artifacts:
+        parts.append(f"artifacts: {result.artifacts}")
+    return "  ".join(parts)
+
+
+def header(report: RunReport) -> str:
+    return f"criu {report.criu_version} | kernel {report.kernel} | backend {report.backend}"
+
+
+def table(report: RunReport) -> str:
+    width = max([16, *(len(s.name) + len(s.plan) + 2 for s in report.scenarios)])
+    lines = [header(report)]
+    for result in report.scenarios:
+        lines.append(line(result, width))
+        if not result.ok and result.reason:
+            lines.append(f"{'':<{width}}  why: {result.reason}")
+    good = sum(1 for s in report.scenarios if s.ok)
+    lines.append(f"{good} of {len(report.scenarios)} scenario(s) as expected")
+    return "\n".join(lines)
+
+
+def write(report: RunReport, directory: Path) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / RESULTS
+    path.write_text(json.dumps(report.to_json(), indent=2) + "\n")
+    return path
+
+
+def load(path: Path) -> dict[str, object]:
+    """A results.json (or the directory holding one), as data."""
+    if path.is_dir():
+        path = path / RESULTS
+    data: dict[str, object] = json.loads(path.read_text())
+    return data

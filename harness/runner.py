@@ -1,0 +1,344 @@
+"""Runs a scenario end to end: start the workloads, migrate them, verify, keep the evidence."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+import subprocess
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from harness.criu import Backend, CriuOptions
+from harness.criu.log import error_lines, message
+from harness.errors import CriuError, HarnessError, VerificationError, WorkloadError
+from harness.migration import Migration, MigrationRecord
+from harness.plan import Plan, get_plan
+from harness.process import Supervisor, Workload
+from harness.result import CycleResult, ScenarioResult
+from harness.rundir import RunDir
+from harness.scenario import Expectation, ProcessSpec, Scenario
+from harness.verification import (
+    Accounting,
+    EventProgress,
+    LogProgress,
+    Progress,
+    lost_seqs,
+    read_events,
+)
+from harness.waiting import DeadlinePassed, wait_for
+
+KEEP = ("always", "failed", "never")
+
+
+class ScenarioRun:
+    """One scenario under one backend and plan, migrated ``iterations`` times in a row."""
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        backend: Backend,
+        plan: str | None = None,
+        iterations: int = 1,
+        keep: str = "failed",
+        artifacts_into: Path | None = None,
+    ) -> None:
+        if keep not in KEEP:
+            raise HarnessError(f"keep must be one of {', '.join(KEEP)}, not {keep!r}")
+        if iterations < 1:
+            raise HarnessError(f"iterations must be at least 1, not {iterations}")
+        self.scenario = scenario
+        self.backend = backend
+        self.plan: Plan = get_plan(plan or scenario.plan).for_roles(scenario.roles)
+        self.plan.check(scenario.roles)
+        self.expect: Expectation = scenario.expectation(self.plan.name)
+        self.iterations = iterations
+        self.keep = keep
+        self.artifacts_into = artifacts_into
+        self.run_dir: RunDir | None = None
+        self.workloads: dict[str, Workload] = {}
+
+    def run(self) -> ScenarioResult:
+        result = ScenarioResult(
+            name=self.scenario.name,
+            expected=self.expect.outcome,
+            backend=self.backend.name,
+            plan=self.plan.name,
+        )
+        started = time.monotonic()
+        self.run_dir = RunDir(self.scenario.name)
+        interrupted: BaseException | None = None
+        try:
+            with Supervisor() as supervisor:
+                self._execute(supervisor, result)
+        except HarnessError as exc:
+            result.outcome, result.reason = "error", str(exc)
+        except KeyboardInterrupt as exc:
+            result.outcome, result.reason = "error", f"interrupted ({type(exc).__name__})"
+            interrupted = exc
+        finally:
+            result.duration_s = round(time.monotonic() - started, 3)
+            self._finish(result)
+        if interrupted is not None:
+            raise interrupted
+        return result
+
+    # --- the steps ----------------------------------------------------------------------------
+
+    def _execute(self, supervisor: Supervisor, result: ScenarioResult) -> None:
+        assert self.run_dir is not None
+        self._build()
+        for spec in self.scenario.processes:
+            workload = supervisor.spawn(
+                spec.role,
+                [self._render(a) for a in spec.argv],
+                self.run_dir.path,
+                cwd=Path(self._render(spec.cwd)) if spec.cwd else None,
+                env={k: self._render(v) for k, v in spec.env.items()},
+            )
+            self._wait_ready(workload, spec)
+        self.workloads = supervisor.workloads
+        progress = self._progress()
+        verify = self.scenario.verify
+        # Warm-up: the loop runs before anything is frozen, or there is nothing to compare.
+        try:
+            progress.wait(0.0, verify.min_progress, verify.deadline)
+        except VerificationError as exc:
+            raise WorkloadError(f"before any migration: {exc}; {self._tails()}") from None
+
+        for n in range(1, self.iterations + 1):
+            cycle = self._cycle(n, progress)
+            result.cycles.append(cycle)
+            if cycle.outcome not in ("passed",):
+                break
+        self._conclude(result, progress)
+
+    def _cycle(self, n: int, progress: Progress) -> CycleResult:
+        assert self.run_dir is not None
+        images = self.run_dir.subdir("images", f"cycle-{n}") if self.iterations > 1 else (
+            self.run_dir.subdir("images")
+        )
+
+        def options_for(role: str, action: str) -> CriuOptions:
+            return self.scenario.criu.options(action, images / role, f"{action}.log")
+
+        record = Migration(self.backend, self.plan, options_for).run(self.workloads)
+        cycle = CycleResult(
+            cycle=n,
+            outcome="failed",
+            phases=[asdict(p) for p in record.phases],
+            calls=[_call_json(c) for c in record.calls],
+        )
+        verify = self.scenario.verify
+        if record.error is not None:
+            self._failed_migration(cycle, record, progress)
+            return cycle
+        if self.expect.outcome == "fails":
+            cycle.outcome = "xpassed"
+            cycle.reason = (
+                f"expected criu {self.expect.action} to fail with "
+                f"{self.expect.signature!r}, but the migration succeeded"
+            )
+            return cycle
+        mark = progress.mark() if isinstance(progress, LogProgress) else record.finished
+        try:
+            progress.wait(mark, verify.min_progress, verify.deadline)
+        except VerificationError as exc:
+            cycle.reason = f"{exc}; {self._tails()}"
+            return cycle
+        if isinstance(progress, EventProgress):
+            events = read_events(progress.path)
+            window = (record.started, time.time())
+            cycle.downtime_ms = Accounting.from_events(events, window).downtime_ms
+            cycle.messages_lost = sum(
+                1 for e in events
+                if e.get("event") == "sent" and e["seq"] in lost_seqs(events)
+                and window[0] - 5 <= e["ts"] <= window[1]
+            )
+            cycle.client_errors = sum(
+                1 for e in events
+                if e.get("event") == "error" and window[0] <= e["ts"] <= window[1]
+            )
+        problems = self._over_limits(cycle.messages_lost, cycle.client_errors, 0)
+        cycle.outcome = "failed" if problems else "passed"
+        cycle.reason = "; ".join(problems)
+        return cycle
+
+    def _failed_migration(self, cycle: CycleResult, record: MigrationRecord, progress: Progress) -> None:
+        err = record.error
+        assert err is not None
+        matched = self._expected_failure(err, record.failed_step)
+        cycle.criu_error = matched or err.signature
+        if self.expect.outcome != "fails" or matched is None:
+            cycle.outcome = "failed"
+            wanted = (
+                f" (expected criu {self.expect.action} to fail with {self.expect.signature!r})"
+                if self.expect.outcome == "fails" else ""
+            )
+            cycle.reason = f"criu {record.failed_step} failed: {err}{wanted}"
+            return
+        # The expected failure: now the workload must live on as if nothing happened.
+        dead = [name for name, w in self.workloads.items() if not w.alive()]
+        if dead:
+            cycle.outcome = "failed"
+            cycle.reason = f"after the expected failure, not running: {', '.join(dead)}"
+            return
+        verify = self.scenario.verify
+        try:
+            progress.wait(progress.mark(), verify.min_progress, verify.deadline)
+        except VerificationError as exc:
+            cycle.outcome, cycle.reason = "failed", f"after the expected failure: {exc}"
+            return
+        cycle.outcome = "xfailed"
+        cycle.reason = "failed as expected; the workload kept running"
+
+    def _expected_failure(self, err: CriuError, step: str | None) -> str | None:
+        """The log line showing CRIU failed as the scenario expects, or None.
+
+        Matched in the log itself, not guessed from an exit code; a CRIU killed by a signal
+        never counts as the expected failure."""
+        e = self.expect
+        if e.outcome != "fails" or step != e.action or err.signal is not None or not e.signature:
+            return None
+        lines = []
+        if err.log_path is not None and err.log_path.exists():
+            with err.log_path.open(errors="replace") as log:
+                lines = error_lines(log)
+        return next((line for line in lines if e.signature in line), None)
+
+    def _conclude(self, result: ScenarioResult, progress: Progress) -> None:
+        cycles = result.cycles
+        last = cycles[-1]
+        result.criu_error = last.criu_error
+        downtimes = [c.downtime_ms for c in cycles if c.downtime_ms is not None]
+        result.downtime_ms = max(downtimes) if downtimes else None
+        if isinstance(progress, EventProgress):
+            acc = Accounting.from_events(read_events(progress.path))
+            result.messages_lost, result.duplicates = acc.messages_lost, acc.duplicates
+            result.out_of_order, result.timeouts = acc.out_of_order, acc.timeouts
+            result.client_errors = acc.client_errors
+            result.sent, result.answered = acc.sent, acc.answered
+        if self.expect.outcome == "fails":
+            result.outcome = last.outcome
+            result.reason = last.reason
+            result.resumed_after_failure = last.outcome == "xfailed" or None
+            if last.outcome == "failed" and last.criu_error and "not running" in last.reason:
+                result.resumed_after_failure = False
+            return
+        if last.outcome != "passed":
+            result.outcome, result.reason = "failed", last.reason
+            return
+        dead = [name for name, w in self.workloads.items() if not w.alive()]
+        problems = self._over_limits(result.messages_lost, result.client_errors, result.duplicates)
+        if dead:
+            problems.append(f"not running at the end: {', '.join(dead)}")
+        result.outcome = "failed" if problems else "passed"
+        result.reason = "; ".join(problems) or (
+            f"{len(cycles)} migration(s) verified" if len(cycles) > 1 else "migrated and verified"
+        )
+
+    def _over_limits(self, lost: int, errors: int, duplicates: int) -> list[str]:
+        problems = []
+        if lost > self.expect.max_lost:
+            problems.append(f"{lost} message(s) lost (at most {self.expect.max_lost} expected)")
+        if errors > self.expect.max_client_errors:
+            problems.append(
+                f"{errors} client error(s) (at most {self.expect.max_client_errors} expected)"
+            )
+        if duplicates:
+            problems.append(f"{duplicates} duplicate repl(ies)")
+        return problems
+
+    # --- helpers ------------------------------------------------------------------------------
+
+    def _render(self, text: str) -> str:
+        assert self.run_dir is not None
+        return self.scenario.render(text, self.run_dir.path)
+
+    def _build(self) -> None:
+        for build in self.scenario.builds:
+            cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+            if cc is None:
+                raise WorkloadError(f"{self.scenario.path}: no C compiler (cc) to build {build.output}")
+            base = self.scenario.path.parent
+            sources = [str(base / self._render(s)) for s in build.sources]
+            argv = [cc, *build.flags, "-o", self._render(build.output), *sources]
+            proc = subprocess.run(argv, capture_output=True, text=True, check=False)
+            if proc.returncode != 0:
+                raise WorkloadError(f"building {build.output} failed: {proc.stderr.strip()}")
+
+    def _wait_ready(self, workload: Workload, spec: ProcessSpec) -> None:
+        ready = spec.ready
+        if ready.delay is not None:
+            time.sleep(ready.delay)  # the scenario asked for a plain delay: nothing to observe
+            if not workload.alive():
+                raise WorkloadError(f"{workload.name} exited at start: {workload.tail()}")
+            return
+
+        def probe() -> bool:
+            if not workload.alive():
+                raise WorkloadError(f"{workload.name} exited at start: {workload.tail()}")
+            if ready.socket:
+                path = self._render(ready.socket)
+                return os.path.exists(path) and stat.S_ISSOCK(os.stat(path).st_mode)
+            if ready.log and ready.pattern:
+                return LogProgress(Path(self._render(ready.log)), ready.pattern).mark() > 0
+            if ready.events:
+                return EventProgress(Path(self._render(ready.events))).count_since(0.0) > 0
+            return True  # nothing to wait for: started is ready
+
+        try:
+            wait_for(probe, timeout=ready.timeout, interval=0.01)
+        except DeadlinePassed:
+            raise WorkloadError(
+                f"{workload.name} not ready within {ready.timeout:g} s: {workload.tail()}"
+            ) from None
+
+    def _progress(self) -> Progress:
+        verify = self.scenario.verify
+        if verify.events:
+            return EventProgress(Path(self._render(verify.events)))
+        assert verify.log and verify.pattern
+        return LogProgress(Path(self._render(verify.log)), verify.pattern)
+
+    def _tails(self) -> str:
+        return "; ".join(
+            f"{name}: {w.status()}" + (f" ({w.tail(2)})" if w.tail(2) else "")
+            for name, w in self.workloads.items()
+        )
+
+    def _finish(self, result: ScenarioResult) -> None:
+        """Write the run's own record, then keep or remove its directory."""
+        rundir = self.run_dir
+        assert rundir is not None
+        try:
+            (rundir.path / "result.json").write_text(json.dumps(result.to_json(), indent=2))
+        except OSError:
+            pass
+        keep = self.keep == "always" or (self.keep == "failed" and not result.ok)
+        if keep:
+            result.artifacts = str(rundir.keep(self.artifacts_into))
+        else:
+            rundir.remove()
+            result.artifacts = ""
+
+
+def _call_json(call: Any) -> dict[str, Any]:
+    return {
+        "action": call.action,
+        "backend": call.backend,
+        "pid": call.pid,
+        "restored_pid": call.restored_pid,
+        "options": call.options,
+        "log": str(call.log_path),
+        "started": call.started,
+        "duration_ms": round(call.duration_s * 1e3, 3),
+        "error": call.error,
+    }
+
+
+def signature_message(sig: str | None) -> str | None:
+    return message(sig) if sig else None

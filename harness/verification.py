@@ -1,0 +1,170 @@
+"""What the client saw: accounting of the echo event log, and waiting for the loop to resume."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.errors import VerificationError
+from harness.waiting import DeadlinePassed, wait_for
+
+
+def read_events(path: Path) -> list[dict[str, Any]]:
+    """The events of a JSON-lines log; a torn last line (the writer was killed) is skipped."""
+    events = []
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    except FileNotFoundError:
+        return []
+    for line in lines:
+        try:
+            events.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return events
+
+
+@dataclass
+class Accounting:
+    """The client's view of a run: every message sent, answered, lost or repeated."""
+
+    sent: int
+    answered: int
+    messages_lost: int
+    duplicates: int
+    out_of_order: int
+    timeouts: int
+    client_errors: int
+    downtime_ms: float | None
+    error_samples: list[str]
+
+    @classmethod
+    def from_events(
+        cls, events: list[dict[str, Any]], window: tuple[float, float] | None = None
+    ) -> Accounting:
+        """Account for events; downtime is the largest gap between answered round trips that
+        overlaps window (the migration), or anywhere when there is no window."""
+        sent = [e["seq"] for e in events if e.get("event") == "sent"]
+        replies = [e for e in events if e.get("event") in ("received", "late")]
+        counts = Counter(e["seq"] for e in replies)
+        answered = set(counts)
+        # A message is lost when a later one was answered and it never was; the messages
+        # after the last answer may still be in flight, so they are not counted (yet).
+        last_answered = max(answered, default=0)
+        lost = sum(1 for seq in set(sent) if seq not in answered and seq < last_answered)
+        out_of_order = 0
+        highest = 0
+        for e in replies:
+            if e["seq"] < highest:
+                out_of_order += 1
+            highest = max(highest, e["seq"])
+        errors = [e for e in events if e.get("event") == "error"]
+        return cls(
+            sent=len(set(sent)),
+            answered=len(answered),
+            messages_lost=lost,
+            duplicates=sum(n - 1 for n in counts.values() if n > 1),
+            out_of_order=out_of_order,
+            timeouts=sum(1 for e in events if e.get("event") == "timeout"),
+            client_errors=len(errors),
+            downtime_ms=largest_gap_ms(
+                [e["ts"] for e in events if e.get("event") == "received"], window
+            ),
+            error_samples=[str(e.get("error")) for e in errors[:3]],
+        )
+
+
+def largest_gap_ms(times: list[float], window: tuple[float, float] | None = None) -> float | None:
+    """The largest gap between consecutive times (ms) that overlaps window, if given."""
+    best: float | None = None
+    for before, after in zip(times, times[1:]):
+        if window is not None and (after < window[0] or before > window[1]):
+            continue
+        gap = (after - before) * 1e3
+        if best is None or gap > best:
+            best = gap
+    return round(best, 3) if best is not None else None
+
+
+def received_since(path: Path, since: float) -> int:
+    return sum(
+        1 for e in read_events(path) if e.get("event") == "received" and e.get("ts", 0) > since
+    )
+
+
+def lost_seqs(events: list[dict[str, Any]]) -> set[int]:
+    """Messages sent and never answered although a later one was."""
+    answered = {e["seq"] for e in events if e.get("event") in ("received", "late")}
+    last = max(answered, default=0)
+    return {
+        e["seq"]
+        for e in events
+        if e.get("event") == "sent" and e["seq"] not in answered and e["seq"] < last
+    }
+
+
+class Progress:
+    """How the harness sees a workload make progress: ``mark()`` now, then count what came
+    after the mark. Two kinds: the echo event log and new log lines matching a pattern."""
+
+    path: Path
+
+    def mark(self) -> float:
+        raise NotImplementedError
+
+    def count_since(self, mark: float) -> int:
+        raise NotImplementedError
+
+    def wait(self, mark: float, count: int, deadline_s: float) -> float:
+        """Wait for count units of progress after mark; return when the last one arrived."""
+        try:
+            wait_for(lambda: self.count_since(mark), lambda n: n >= count, deadline_s, 0.02)
+        except DeadlinePassed as late:
+            raise VerificationError(
+                f"no progress: {late.last} of {count} {self.unit} within {deadline_s:g} s "
+                f"after the migration ({self.path})"
+            ) from None
+        return self.mark()
+
+    unit = "round trips"
+
+
+class EventProgress(Progress):
+    """Answered round trips in the client's event log, after a wall-clock time."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def mark(self) -> float:
+        return time.time()
+
+    def count_since(self, mark: float) -> int:
+        return received_since(self.path, mark)
+
+
+class LogProgress(Progress):
+    """Lines matching a regular expression in a program's log, beyond those already there."""
+
+    unit = "matching log lines"
+
+    def __init__(self, path: Path, pattern: str) -> None:
+        self.path = path
+        self.regex = re.compile(pattern)
+
+    def _matches(self) -> int:
+        try:
+            text = self.path.read_text(errors="replace")
+        except FileNotFoundError:
+            return 0
+        return sum(1 for line in text.splitlines() if self.regex.search(line))
+
+    def mark(self) -> float:
+        return float(self._matches())
+
+    def count_since(self, mark: float) -> int:
+        return self._matches() - int(mark)

@@ -1,0 +1,58 @@
+"""The client loop both transports share: send a numbered message, wait for its reply."""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import time
+from collections.abc import Callable
+
+from harness.workloads.events import EventLog
+from harness.workloads.protocol import GREETING, parse
+
+
+def run_client(
+    send: Callable[[int], None],
+    recv: Callable[[float], bytes],
+    events: EventLog,
+    args: argparse.Namespace,
+) -> int:
+    """Round trips until --count (or forever). A reply that does not come within --timeout is
+    logged as a timeout and the loop goes on; if it comes later it is logged as ``late``, so the
+    harness can tell a slow reply from a lost one."""
+    events.emit("start", text=GREETING, interval=args.interval, timeout=args.timeout)
+    seq = 0
+    while not args.count or seq < args.count:
+        seq += 1
+        sent_at = time.monotonic()
+        events.emit("sent", seq)
+        try:
+            send(seq)
+        except OSError as exc:
+            events.emit("error", seq, error=f"send: {exc}")
+            time.sleep(args.interval)
+            continue
+        deadline = sent_at + args.timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                events.emit("timeout", seq)
+                break
+            try:
+                data = recv(remaining)
+            except (TimeoutError, socket.timeout):
+                events.emit("timeout", seq)
+                break
+            except OSError as exc:
+                events.emit("error", seq, error=f"recv: {exc}")
+                break
+            if not data:
+                events.emit("error", seq, error="recv: connection closed by the server")
+                return 1
+            rseq, _ = parse(data)
+            if rseq == seq:
+                events.emit("received", seq, rtt_ms=round((time.monotonic() - sent_at) * 1e3, 3))
+                break
+            events.emit("late", rseq)
+        time.sleep(args.interval)
+    return 0
