@@ -25,6 +25,9 @@ class CycleResult:
     phases: list[dict[str, Any]] = field(default_factory=list)
     calls: list[dict[str, Any]] = field(default_factory=list)
     stats: dict[str, Any] = field(default_factory=dict)
+    # The client's answered round trips around the migration, [wall time, rtt ms] each: with
+    # the phases (wall times too) this draws the migration's timeline.
+    timeline: list[list[float]] = field(default_factory=list)
 
 
 @dataclass

@@ -162,6 +162,11 @@ class ScenarioRun:
                 1 for e in events
                 if e.get("event") == "error" and window[0] <= e["ts"] <= window[1]
             )
+            cycle.timeline = [
+                [round(e["ts"], 4), e.get("rtt_ms", 0.0)]
+                for e in events
+                if e.get("event") == "received" and window[0] - 1 <= e["ts"] <= window[1] + 1
+            ]
         problems = self._over_limits(cycle.messages_lost, cycle.client_errors, 0)
         cycle.outcome = "failed" if problems else "passed"
         cycle.reason = "; ".join(problems)
