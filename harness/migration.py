@@ -50,6 +50,11 @@ class MigrationRecord:
         return sum(p.duration_ms for p in self.phases if p.step == step)
 
 
+def at_rest(workload: Workload) -> bool:
+    """Waiting in a system call (not between two) with nothing queued on its unix sockets."""
+    return workload.in_syscall() and queued_bytes(workload.pid) == 0
+
+
 OptionsFor = Callable[[str, str], CriuOptions]  # (role, action) -> options
 
 
@@ -74,10 +79,10 @@ class Migration:
                 with self._phase(record, "freeze", role):
                     workloads[role].freeze()
                 frozen.append(role)
-            for role in self.plan.drain:
-                if queued_bytes(workloads[role].pid):
-                    with self._phase(record, "drain", role):
-                        self._drain(workloads, role)
+            for role in self.plan.quiesce:
+                if not at_rest(workloads[role]):
+                    with self._phase(record, "quiesce", role):
+                        self._quiesce(workloads[role])
             for role in self.plan.dump:
                 with self._phase(record, "dump", role):
                     self._call(record, self.backend.dump, workloads[role].pid, role, "dump")
@@ -105,18 +110,20 @@ class Migration:
         return record
 
     @staticmethod
-    def _drain(workloads: dict[str, Workload], role: str) -> None:
-        """Let a frozen role run until its receive queue is empty, then freeze it again. The
-        others stay frozen, so nothing new arrives; its answers wait in their queues, where a
-        missing sender address does no harm."""
-        workload = workloads[role]
-        workload.thaw()
-        try:
-            wait_for(lambda: queued_bytes(workload.pid) == 0, timeout=5.0, interval=0.002)
-        except DeadlinePassed:
-            raise WorkloadError(f"{role} did not drain its receive queue within 5 s") from None
-        finally:
-            workload.freeze()
+    def _quiesce(workload: Workload, timeout: float = 5.0) -> None:
+        """Let a frozen workload run until it is at rest, then freeze it again. The others
+        stay frozen, so no new request arrives; its answers wait in their receive queues."""
+        deadline = time.monotonic() + timeout
+        while not at_rest(workload):
+            if time.monotonic() > deadline:
+                raise WorkloadError(f"{workload.name} did not come to rest within {timeout:g} s")
+            workload.thaw()
+            try:
+                wait_for(lambda: at_rest(workload), timeout=timeout, interval=0.0005)
+            except DeadlinePassed:
+                pass  # the loop's own deadline reports it
+            finally:
+                workload.freeze()
 
     def _call(
         self,

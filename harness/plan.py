@@ -20,12 +20,15 @@ class Plan:
     dump: tuple[str, ...]
     restore: tuple[str, ...]
     description: str = ""
-    # Roles whose receive queues are emptied after freezing, before any dump: a datagram
-    # still queued when CRIU dumps comes back without its sender's address, unanswerable.
-    drain: tuple[str, ...] = ()
+    # Roles brought to rest after freezing, before any dump: stopped while waiting in a system
+    # call, with nothing queued on their sockets. A server frozen between taking a request and
+    # answering it would answer right after its restore, before the client is back, and the
+    # reply would be refused; a datagram still queued at dump comes back without its sender's
+    # address (CRIU does not save it) and cannot be answered at all.
+    quiesce: tuple[str, ...] = ()
 
     def roles(self) -> set[str]:
-        return set(self.dump) | set(self.restore) | set(self.freeze) | set(self.drain)
+        return set(self.dump) | set(self.restore) | set(self.freeze) | set(self.quiesce)
 
     def for_roles(self, roles: list[str]) -> Plan:
         """This plan for a scenario whose processes have these roles (in start order): roles
@@ -52,8 +55,8 @@ PLANS: dict[str, Plan] = {
             freeze=("server", "client"),
             dump=("server", "client"),
             restore=("server", "client"),
-            description="freeze server then client; drain the server; dump and restore server first",
-            drain=("server",),
+            description="freeze server then client, server at rest; dump and restore server first",
+            quiesce=("server",),
         ),
         Plan(
             "client-first",
@@ -61,7 +64,7 @@ PLANS: dict[str, Plan] = {
             dump=("server", "client"),
             restore=("client", "server"),
             description="freeze and dump as server-first, but restore the client first",
-            drain=("server",),
+            quiesce=("server",),
         ),
         Plan(
             "no-freeze",

@@ -142,6 +142,17 @@ class Workload:
         if not self.alive():
             raise WorkloadError(f"{self.name} (pid {self.pid}) died while being frozen")
 
+    def in_syscall(self) -> bool:
+        """Blocked in (or stopped inside) a system call, as opposed to running its own code.
+
+        /proc/PID/syscall names the call a stopped task was waiting in, and -1 for a task
+        stopped in user space, perhaps halfway through handling a request."""
+        try:
+            first = Path(f"/proc/{self.pid}/syscall").read_text().split(maxsplit=1)[0]
+        except (OSError, IndexError):
+            return False
+        return first not in ("-1", "running")
+
     def thaw(self) -> None:
         self.signal(signal.SIGCONT)
 

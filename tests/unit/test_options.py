@@ -1,0 +1,72 @@
+"""How CriuOptions map to each backend: the same options for both."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness.criu.options import CriuOptions, cli_args, config_lines, rpc_fields
+
+IMAGES = Path("/run/images")
+
+
+def test_dump_cli_args() -> None:
+    opts = CriuOptions(IMAGES, log_file="dump.log", ext_unix_sk=True, shell_job=True)
+    args = cli_args("dump", opts, pid=42)
+    assert args[:5] == ["dump", "--images-dir", "/run/images", "--log-file", "dump.log"]
+    assert "-v4" in args and args[args.index("--tree") + 1] == "42"
+    assert "--ext-unix-sk" in args and "--shell-job" in args
+    assert "--tcp-established" not in args and "--leave-running" not in args
+
+
+def test_restore_cli_args_detach_and_pidfile() -> None:
+    args = cli_args("restore", CriuOptions(IMAGES, tcp_established=True, network_lock="nftables"))
+    assert "--restore-detached" in args and "--pidfile" in args
+    assert "--tcp-established" in args
+    assert args[args.index("--network-lock") + 1] == "nftables"
+    assert "--tree" not in args
+
+
+def test_rpc_fields_match_cli_flags() -> None:
+    opts = CriuOptions(
+        IMAGES, log_file="dump.log", leave_running=True, leave_stopped=True, shell_job=True,
+        ext_unix_sk=True, tcp_established=True, network_lock="nftables",
+    )
+    fields = rpc_fields("dump", opts, pid=7)
+    assert fields == {
+        "log_file": "dump.log", "log_level": 4, "pid": 7, "leave_running": True,
+        "leave_stopped": True, "shell_job": True, "ext_unix_sk": True, "tcp_established": True,
+        "network_lock": 2,
+    }
+    cli = cli_args("dump", opts, pid=7)
+    for flag in ("--leave-running", "--leave-stopped", "--shell-job", "--ext-unix-sk",
+                 "--tcp-established"):
+        assert flag in cli
+
+
+def test_rpc_fields_are_accepted_by_pycriu() -> None:
+    rpc = pytest.importorskip("pycriu.rpc_pb2")
+    opts = rpc.criu_opts(images_dir_fd=-1)
+    for name, value in rpc_fields("dump", CriuOptions(IMAGES, ext_unix_sk=True,
+                                                       network_lock="skip"), pid=1).items():
+        setattr(opts, name, value)
+    assert opts.network_lock == rpc.SKIP and opts.ext_unix_sk
+
+
+def test_extra_args_cli_and_rpc_config() -> None:
+    opts = CriuOptions(IMAGES, extra_args=("--file-locks", "--ghost-limit", "1M"))
+    assert cli_args("dump", opts, pid=1)[-3:] == ["--file-locks", "--ghost-limit", "1M"]
+    assert rpc_fields("dump", opts, pid=1)["config_file"] == "/run/images/rpc-extra.conf"
+    assert config_lines(opts.extra_args) == ["file-locks", "ghost-limit 1M"]
+    with pytest.raises(ValueError):
+        config_lines(("-v",))
+
+
+def test_bad_options_are_refused() -> None:
+    with pytest.raises(ValueError, match="network_lock"):
+        CriuOptions(IMAGES, network_lock="pf")
+    with pytest.raises(ValueError, match="bare file name"):
+        CriuOptions(IMAGES, log_file="../x.log")
+    with pytest.raises(ValueError, match="pid"):
+        cli_args("dump", CriuOptions(IMAGES))

@@ -1,0 +1,132 @@
+"""Scenario files: every built-in one loads, and each kind of mistake gets one clear line."""
+
+from __future__ import annotations
+
+import re
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from harness import cli, scenario
+
+GOOD = textwrap.dedent(
+    """\
+    name = "mine"
+    description = "a user's own pair"
+
+    [[process]]
+    role = "server"
+    argv = ["./server", "{run_dir}/s.sock"]
+    ready = { socket = "{run_dir}/s.sock" }
+
+    [[process]]
+    role = "client"
+    argv = ["./client", "{run_dir}/s.sock"]
+    ready = { log = "{run_dir}/client.stdout", pattern = "reply" }
+
+    [expect]
+    outcome = "migrates"
+
+    [verify]
+    log = "{run_dir}/client.stdout"
+    pattern = "reply \\\\d+"
+    min_progress = 3
+    """
+)
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "mine.toml"
+    path.write_text(text)
+    return path
+
+
+def problems(tmp_path: Path, text: str) -> list[str]:
+    with pytest.raises(scenario.ScenarioError) as info:
+        scenario.load(write(tmp_path, text))
+    return info.value.problems
+
+
+def test_builtin_scenarios_load() -> None:
+    names = {scenario.load(p).name for p in scenario.builtin_paths()}
+    assert {"dgram-echo", "stream-echo"} <= names
+
+
+def test_good_file_loads_and_renders(tmp_path: Path) -> None:
+    s = scenario.load(write(tmp_path, GOOD))
+    assert s.roles == ["server", "client"]
+    assert s.verify.pattern == r"reply \d+" and s.verify.min_progress == 3
+    assert s.render(s.processes[0].argv[1], Path("/r")) == "/r/s.sock"
+    # Braces that are not placeholders (a regex quantifier) stay as they are.
+    assert s.render("a{2}{name}", Path("/r")) == "a{2}mine"
+
+
+def test_missing_field(tmp_path: Path) -> None:
+    text = GOOD.replace('role = "client"\n', "")
+    assert problems(tmp_path, text) == [f"{tmp_path}/mine.toml:9: process[1].role: missing (required)"]
+
+
+def test_wrong_type(tmp_path: Path) -> None:
+    text = GOOD.replace("min_progress = 3", 'min_progress = "3"')
+    assert problems(tmp_path, text) == [
+        f"{tmp_path}/mine.toml:20: verify.min_progress: must be an integer, not a string"
+    ]
+
+
+def test_unknown_key(tmp_path: Path) -> None:
+    text = GOOD.replace('outcome = "migrates"', 'outcome = "migrates"\nsignatur = "x"')
+    [line] = problems(tmp_path, text)
+    assert line.startswith(f"{tmp_path}/mine.toml:16: expect.signatur: unknown key")
+
+
+def test_bad_regex(tmp_path: Path) -> None:
+    text = GOOD.replace('pattern = "reply \\\\d+"', 'pattern = "reply ("')
+    [line] = problems(tmp_path, text)
+    assert re.match(rf"{tmp_path}/mine.toml:19: verify.pattern: bad regular expression", line)
+
+
+def test_toml_syntax_error(tmp_path: Path) -> None:
+    text = GOOD.replace('outcome = "migrates"', 'outcome = "migrates')
+    [line] = problems(tmp_path, text)
+    assert line.startswith(f"{tmp_path}/mine.toml:15: toml: syntax error")
+
+
+def test_every_problem_is_reported(tmp_path: Path) -> None:
+    text = GOOD.replace("min_progress = 3", "min_progress = -1").replace(
+        'outcome = "migrates"', 'outcome = "fails"'
+    )
+    found = problems(tmp_path, text)
+    assert any("expect.action: missing" in p for p in found)
+    assert any("expect.signature: missing" in p for p in found)
+    assert any("verify.min_progress: must be greater than 0" in p for p in found)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        ('role = "client"\n', ""),
+        ("min_progress = 3", 'min_progress = "3"'),
+        ('outcome = "migrates"', 'outcome = "migrates"\nsignatur = "x"'),
+        ('pattern = "reply \\\\d+"', 'pattern = "reply ("'),
+        ('outcome = "migrates"', 'outcome = "migrates'),
+    ],
+)
+def test_cli_reports_one_line_and_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], change: tuple[str, str]
+) -> None:
+    path = write(tmp_path, GOOD.replace(*change))
+    assert cli.main(["run", str(path)]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert re.match(rf"criu-harness: {path}:\d+: \S+: ", err)
+
+
+def test_unknown_option_and_scenario(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        cli.main(["run", "--bogus"])
+    assert info.value.code == 2
+    assert cli.main(["run", "no-such-scenario"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and "--bogus" in err[0] and "no-such-scenario" in err[1]
