@@ -6,6 +6,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import psutil
+
 from harness.criu import Backend, CriuCall, CriuOptions
 from harness.errors import CriuError, WorkloadError
 from harness.plan import Plan
@@ -51,11 +53,21 @@ class MigrationRecord:
 
 
 def at_rest(workload: Workload) -> bool:
-    """Waiting in a system call (not between two) with nothing queued on its unix sockets."""
-    return workload.in_syscall() and queued_bytes(workload.pid) == 0
+    """Blocked in a system call (not between two) with nothing queued on its unix sockets.
+
+    Only a running task can show this: a stopped one names the call it was in even when the
+    call had already returned (stopped on its way out, a request read but not yet answered),
+    so a task is never taken to be at rest while stopped."""
+    return (
+        workload.status() == psutil.STATUS_SLEEPING
+        and workload.in_syscall()
+        and queued_bytes(workload.pid) == 0
+    )
 
 
 OptionsFor = Callable[[str, str], CriuOptions]  # (role, action) -> options
+# Called with (role, workload) at a fixed point of the migration (see Migration.__init__).
+Hook = Callable[[str, Workload], None]
 
 
 class Migration:
@@ -65,10 +77,21 @@ class Migration:
     images and everything frozen is thawed, so the workload goes on as if nothing happened.
     """
 
-    def __init__(self, backend: Backend, plan: Plan, options_for: OptionsFor) -> None:
+    def __init__(
+        self,
+        backend: Backend,
+        plan: Plan,
+        options_for: OptionsFor,
+        before_dump: Hook | None = None,
+        after_restore: Hook | None = None,
+    ) -> None:
         self.backend = backend
         self.plan = plan
         self.options_for = options_for
+        # Right before a role's dump (after freeze and quiesce) and right after its restore,
+        # before the SIGCONT: if the plan freezes the role, both see it stopped, comparably.
+        self.before_dump = before_dump
+        self.after_restore = after_restore
 
     def run(self, workloads: dict[str, Workload]) -> MigrationRecord:
         record = MigrationRecord(plan=self.plan.name, started=time.time())
@@ -80,10 +103,13 @@ class Migration:
                     workloads[role].freeze()
                 frozen.append(role)
             for role in self.plan.quiesce:
-                if not at_rest(workloads[role]):
-                    with self._phase(record, "quiesce", role):
-                        self._quiesce(workloads[role])
+                with self._phase(record, "quiesce", role):
+                    self._quiesce(workloads[role])
             for role in self.plan.dump:
+                if self.before_dump is not None:
+                    with self._phase(record, "inspect", role):
+                        self.before_dump(role, workloads[role])
+                workloads[role].note_tree()  # its children die with it: reap() collects them
                 with self._phase(record, "dump", role):
                     self._call(record, self.backend.dump, workloads[role].pid, role, "dump")
                 with self._phase(record, "reap", role):
@@ -103,6 +129,9 @@ class Migration:
             except CriuError as err:
                 record.error, record.failed_step = err, "restore"
                 break
+            if self.after_restore is not None:
+                with self._phase(record, "inspect", role):
+                    self.after_restore(role, workloads[role])
             with self._phase(record, "resume", role):
                 # CRIU restores a task stopped if it was stopped at dump: let it run.
                 workloads[role].thaw()
@@ -112,18 +141,19 @@ class Migration:
     @staticmethod
     def _quiesce(workload: Workload, timeout: float = 5.0) -> None:
         """Let a frozen workload run until it is at rest, then freeze it again. The others
-        stay frozen, so no new request arrives; its answers wait in their receive queues."""
-        deadline = time.monotonic() + timeout
-        while not at_rest(workload):
-            if time.monotonic() > deadline:
-                raise WorkloadError(f"{workload.name} did not come to rest within {timeout:g} s")
-            workload.thaw()
-            try:
-                wait_for(lambda: at_rest(workload), timeout=timeout, interval=0.0005)
-            except DeadlinePassed:
-                pass  # the loop's own deadline reports it
-            finally:
-                workload.freeze()
+        stay frozen, so no new request arrives; its answers wait in their receive queues.
+
+        Always one round, even if it looks at rest while stopped (see at_rest): once seen
+        blocked with nothing queued, nothing can wake it before the SIGSTOP."""
+        workload.thaw()
+        try:
+            wait_for(lambda: at_rest(workload), timeout=timeout, interval=0.0005)
+        except DeadlinePassed:
+            raise WorkloadError(
+                f"{workload.name} did not come to rest within {timeout:g} s"
+            ) from None
+        finally:
+            workload.freeze()
 
     def _call(
         self,

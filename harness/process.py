@@ -62,6 +62,9 @@ class Workload:
     exit_status: int | None = None
     _popen: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     _create_time: float = field(default=0.0, repr=False)
+    # The tree's other pids when last looked at (note_tree): a dump kills them all, and their
+    # zombies, reparented to the harness, must be reaped too before their pids are restored.
+    _descendants: list[int] = field(default_factory=list, repr=False)
 
     @property
     def stdout_path(self) -> Path:
@@ -131,16 +134,35 @@ class Workload:
                 pass
 
     def freeze(self, timeout: float = 5.0) -> None:
-        """SIGSTOP, and wait until the kernel reports the task stopped."""
-        self.signal(signal.SIGSTOP)
+        """SIGSTOP the workload's process group, and wait until the kernel reports every task
+        of its tree stopped: a workload that forks (a parent and its children) stops whole."""
+        self.signal_group(signal.SIGSTOP)
         wait_until(
-            lambda: self.status() in (psutil.STATUS_STOPPED, "gone", psutil.STATUS_ZOMBIE),
+            lambda: self.status() in ("gone", psutil.STATUS_ZOMBIE) or tree_stopped(self.pid),
             f"{self.name} (pid {self.pid}) to stop",
             timeout,
             interval=0.0005,  # the other workloads still run meanwhile: keep it short
         )
         if not self.alive():
             raise WorkloadError(f"{self.name} (pid {self.pid}) died while being frozen")
+        self.note_tree()
+
+    def note_tree(self) -> None:
+        """Remember the pids of the workload's descendants (see reap)."""
+        self._descendants = tree_pids(self.pid)[1:] if self.pid else []
+
+    def signal_group(self, sig: int) -> None:
+        """Signal the process group the workload leads (it was started in a session of its
+        own, and CRIU restores the group), or the process alone if it leads none."""
+        if self.process() is None:
+            return
+        try:
+            if os.getpgid(self.pid) == self.pid:
+                os.killpg(self.pid, sig)
+                return
+        except ProcessLookupError:
+            return
+        self.signal(sig)
 
     def in_syscall(self) -> bool:
         """Blocked in (or stopped inside) a system call, as opposed to running its own code.
@@ -154,7 +176,7 @@ class Workload:
         return first not in ("-1", "running")
 
     def thaw(self) -> None:
-        self.signal(signal.SIGCONT)
+        self.signal_group(signal.SIGCONT)
 
     def reap(self, timeout: float = 10.0) -> int:
         """Wait for the process to exit and collect it, so its pid is free for the restore."""
@@ -180,6 +202,10 @@ class Workload:
             # Tell subprocess the child is collected: otherwise it may later waitpid() this
             # pid, which by then belongs to the restored process.
             self._popen.returncode = self.exit_status
+        for pid in self._descendants:
+            wait_until(lambda pid=pid: _collected(pid), f"{self.name}'s child {pid} to be reaped",
+                       max(0.1, deadline - time.monotonic()), interval=0.001)
+        self._descendants = []
         return self.exit_status
 
     def adopt(self, pid: int) -> None:
@@ -273,6 +299,49 @@ def _signals_blocked() -> Iterator[None]:
         yield
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def _collected(pid: int) -> bool:
+    """Reap pid if it is our zombie (an orphan of a dumped tree); True once the pid is free."""
+    try:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        return done == pid
+    except ChildProcessError:
+        # Not (yet) our child: its dying parent still holds it, or someone reaped it already.
+        return not psutil.pid_exists(pid)
+
+
+def tree_pids(pid: int) -> list[int]:
+    """pid and its descendants, from /proc/PID/task/TID/children: the kernel's own list, far
+    quicker than scanning every process (this runs while workloads are frozen)."""
+    found: list[int] = []
+    todo = [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        try:
+            tasks = os.listdir(f"/proc/{current}/task")
+        except OSError:
+            continue
+        for tid in tasks:
+            try:
+                children = Path(f"/proc/{current}/task/{tid}/children").read_text().split()
+            except OSError:
+                continue
+            todo += [int(c) for c in children]
+    return found
+
+
+def tree_stopped(pid: int) -> bool:
+    """Every task of pid's tree is stopped (or already gone)."""
+    for member in tree_pids(pid):
+        try:
+            state = Path(f"/proc/{member}/stat").read_text().rpartition(")")[2].split()[0]
+        except (OSError, IndexError):
+            continue
+        if state not in ("T", "t", "Z", "X"):
+            return False
+    return True
 
 
 def session_members(sid: int) -> list[psutil.Process]:

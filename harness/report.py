@@ -28,6 +28,11 @@ def line(result: ScenarioResult, width: int = 16) -> str:
     ]
     if len(result.cycles) > 1:
         parts.append(f"cycles {len(result.cycles)}")
+        if (d := result.downtime_summary) is not None:
+            parts.append(
+                f"downtime min/median/p95/max {d.min_ms:.1f}/{d.median_ms:.1f}/"
+                f"{d.p95_ms:.1f}/{d.max_ms:.1f} ms"
+            )
     parts.append(f"criu: {message(result.criu_error) if result.criu_error else '-'}")
     if result.artifacts:
         parts.append(f"artifacts: {result.artifacts}")

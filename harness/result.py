@@ -24,10 +24,54 @@ class CycleResult:
     reason: str = ""
     phases: list[dict[str, Any]] = field(default_factory=list)
     calls: list[dict[str, Any]] = field(default_factory=list)
+    # Per role: CRIU's statistics (harness.stats.CriuStats), the image size on disk and the
+    # harness's own time for each step of that role (ms).
     stats: dict[str, Any] = field(default_factory=dict)
+    # What a process could see change across the migration (harness.fingerprint.Difference).
+    differences: list[dict[str, str]] = field(default_factory=list)
     # The client's answered round trips around the migration, [wall time, rtt ms] each: with
     # the phases (wall times too) this draws the migration's timeline.
     timeline: list[list[float]] = field(default_factory=list)
+
+
+@dataclass
+class DowntimeSummary:
+    """The client-observed downtime over a scenario's cycles (ms), and their losses summed."""
+
+    cycles: int
+    min_ms: float
+    median_ms: float
+    p95_ms: float
+    max_ms: float
+    messages_lost: int = 0
+    client_errors: int = 0
+
+    @classmethod
+    def of(cls, cycles: list[CycleResult]) -> DowntimeSummary | None:
+        values = sorted(c.downtime_ms for c in cycles if c.downtime_ms is not None)
+        if not values:
+            return None
+        return cls(
+            cycles=len(cycles),
+            min_ms=values[0],
+            median_ms=round(percentile(values, 50), 3),
+            p95_ms=round(percentile(values, 95), 3),
+            max_ms=values[-1],
+            messages_lost=sum(c.messages_lost for c in cycles),
+            client_errors=sum(c.client_errors for c in cycles),
+        )
+
+
+def percentile(values: list[float], pct: float) -> float:
+    """The pct-th percentile of values, interpolated between the closest ranks (as numpy's
+    default): with few cycles, the p95 lies between the two largest."""
+    ordered = sorted(values)
+    if not ordered:
+        raise ValueError("percentile of no values")
+    rank = (len(ordered) - 1) * pct / 100
+    low = int(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
 @dataclass
@@ -53,6 +97,7 @@ class ScenarioResult:
     reason: str = ""
     duration_s: float = 0.0
     cycles: list[CycleResult] = field(default_factory=list)
+    downtime_summary: DowntimeSummary | None = None
 
     @property
     def ok(self) -> bool:

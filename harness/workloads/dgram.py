@@ -1,6 +1,6 @@
 """Datagram echo pair over AF_UNIX (SOCK_DGRAM): connectionless, so CRIU can migrate each side.
 
-    python -m harness.workloads.dgram server --socket S [--events E]
+    python -m harness.workloads.dgram server --socket S [--events E] [--ballast-mb N]
     python -m harness.workloads.dgram client --socket C --server S [--events E] [--interval ...]
 """
 
@@ -23,7 +23,20 @@ from harness.workloads.protocol import (
 )
 
 
+PAGE = 4096
+
+
+def ballast(megabytes: int) -> bytearray:
+    """N MiB of memory, every page written: resident pages CRIU must dump and restore (an
+    untouched allocation would be no pages at all)."""
+    memory = bytearray(megabytes << 20)
+    memory[::PAGE] = b"\x01" * len(range(0, len(memory), PAGE))
+    return memory
+
+
 def serve(args: argparse.Namespace) -> int:
+    # Before binding: the harness takes the bound socket as "ready", ballast included.
+    held = ballast(args.ballast_mb) if args.ballast_mb else None  # noqa: F841 (kept alive)
     events = EventLog(args.events)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     bind_path(sock, args.socket)
@@ -64,7 +77,10 @@ def client(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m harness.workloads.dgram")
     roles = parser.add_subparsers(dest="role", required=True)
-    server_arguments(roles.add_parser("server"))
+    server = roles.add_parser("server")
+    server_arguments(server)
+    server.add_argument("--ballast-mb", type=int, default=0, metavar="N",
+                        help="hold N MiB of touched memory (to measure migrations by size)")
     client_arguments(roles.add_parser("client"))
     args = parser.parse_args(argv)
     return serve(args) if args.role == "server" else client(args)

@@ -1,0 +1,94 @@
+"""CRIU's own account of a dump and a restore: the ``stats-dump`` and ``stats-restore`` images.
+
+CRIU writes them into the images directory (times in microseconds, counts in pages). Read
+next to the harness's timing of the same steps, they tell where a migration's time went: in
+CRIU (freezing, writing pages, forking) or around it (waiting, reaping, polling).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.errors import HarnessError
+
+__all__ = ["CriuStats", "image_bytes", "read_stats"]
+
+DUMP_STATS = "stats-dump"
+RESTORE_STATS = "stats-restore"
+# What the harness itself writes into an images directory: evidence, not the image.
+_NOT_IMAGE = (".log", ".out", ".conf", ".pid")
+
+
+@dataclass(frozen=True)
+class CriuStats:
+    """One process tree's dump and restore as CRIU measured them (ms, pages)."""
+
+    freezing_ms: float | None = None  # seizing the tasks (CRIU's own freeze)
+    frozen_ms: float | None = None  # from frozen to dumped: the tasks could not run
+    memdump_ms: float | None = None  # collecting the pages
+    memwrite_ms: float | None = None  # writing them into the image
+    pages_scanned: int | None = None
+    pages_written: int | None = None
+    restore_ms: float | None = None
+    forking_ms: float | None = None
+    pages_restored: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _ms(entry: dict[str, Any], key: str) -> float | None:
+    value = entry.get(key)
+    return round(value / 1e3, 3) if isinstance(value, int) else None
+
+
+def _entry(path: Path, kind: str) -> dict[str, Any]:
+    """The one entry of a stats image, or {} when CRIU did not write it (a failed action)."""
+    if not path.exists():
+        return {}
+    try:
+        import pycriu.images
+    except ImportError as exc:
+        raise HarnessError(f"pycriu is needed to read {path}: {exc}") from exc
+    try:
+        # Stats images are a few dozen bytes; pages-*.img are never opened here.
+        with path.open("rb") as f:
+            image = pycriu.images.load(f)
+    except Exception as exc:  # pycriu raises its own and protobuf's errors on a torn image
+        raise HarnessError(f"cannot read CRIU statistics {path}: {exc}") from exc
+    entries = image.get("entries") or [{}]
+    entry: dict[str, Any] = entries[0].get(kind, {})
+    return entry
+
+
+def read_stats(images_dir: Path) -> CriuStats:
+    """CRIU's statistics of the dump and restore whose images are in images_dir."""
+    dump = _entry(images_dir / DUMP_STATS, "dump")
+    restore = _entry(images_dir / RESTORE_STATS, "restore")
+    return CriuStats(
+        freezing_ms=_ms(dump, "freezing_time"),
+        frozen_ms=_ms(dump, "frozen_time"),
+        memdump_ms=_ms(dump, "memdump_time"),
+        memwrite_ms=_ms(dump, "memwrite_time"),
+        pages_scanned=dump.get("pages_scanned"),
+        pages_written=dump.get("pages_written"),
+        restore_ms=_ms(restore, "restore_time"),
+        forking_ms=_ms(restore, "forking_time"),
+        pages_restored=restore.get("pages_restored"),
+    )
+
+
+def image_bytes(images_dir: Path) -> int:
+    """The size of the checkpoint on disk: every file CRIU wrote, logs aside."""
+    total = 0
+    try:
+        entries = list(os.scandir(images_dir))
+    except FileNotFoundError:
+        return 0
+    for entry in entries:
+        if entry.is_file(follow_symlinks=False) and not entry.name.endswith(_NOT_IMAGE):
+            total += entry.stat(follow_symlinks=False).st_size
+    return total
