@@ -1,0 +1,257 @@
+"""What a kept run directory holds beyond the raw files, so a failure can be read and replayed
+elsewhere: CRIU logs with their error lines marked, the exact CRIU calls, a decoded summary of
+the images and the versions of everything involved; and the bundle that packs it all.
+
+A kept run directory looks like this::
+
+    result.json             the scenario's result (cycles, calls, signature)
+    criu-calls.json         every CRIU action: role, cycle, images dir, argv or RPC fields
+    signatures.txt          each CRIU log and the error line that explains it
+    images-summary.json     per images dir: process tree, fds, memory maps
+    versions.json           CRIU, kernel, harness, Python, pycriu
+    <role>.stdout/.stderr   the workloads' own output
+    images/[cycle-N/]<role>/  CRIU's images, dump.log, restore.log, <log>.highlighted.txt
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import os
+import platform
+import stat
+import sys
+import tarfile
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from harness.criu.log import HARMLESS, error_lines, log_signature, signature
+from harness.errors import UsageError
+from harness.images import image_sets, summarize
+
+__all__ = [
+    "CALLS",
+    "MARK",
+    "SIGNATURES",
+    "SUMMARY",
+    "VERSIONS",
+    "bundle",
+    "criu_calls",
+    "highlight",
+    "highlight_logs",
+    "load_calls",
+    "versions",
+    "write_artifacts",
+]
+
+CALLS = "criu-calls.json"
+SIGNATURES = "signatures.txt"
+SUMMARY = "images-summary.json"
+VERSIONS = "versions.json"
+PROBLEMS = "artifacts-problems.txt"
+HIGHLIGHTED = ".highlighted.txt"
+MARK = ">>> "
+SIGNATURE_MARK = "   <== signature"
+
+
+# --- logs -------------------------------------------------------------------------------------
+
+
+def highlight(lines: Iterable[str], name: str = "log") -> tuple[list[str], str | None]:
+    """A CRIU log with every error that matters marked ``>>> `` and the signature (the line
+    that explains the failure) flagged at its end; returns the lines and the signature."""
+    raw = [line.rstrip("\n") for line in lines]
+    sig = signature(raw)
+    out = [
+        f"# CRIU log {name}: every error line but the harmless ones is marked '{MARK.strip()}'",
+        f"# signature: {sig or '- (no error)'}",
+        "",
+    ]
+    flagged = False
+    for line in raw:
+        errors = error_lines([line])
+        if errors and not any(p.search(errors[0]) for p in HARMLESS):
+            if not flagged and errors[0] == sig:
+                out.append(f"{MARK}{line}{SIGNATURE_MARK}")
+                flagged = True
+            else:
+                out.append(f"{MARK}{line}")
+        else:
+            out.append(f"    {line}")
+    return out, sig
+
+
+def highlight_logs(run_dir: Path) -> dict[str, str | None]:
+    """Write ``<log>.highlighted.txt`` next to every CRIU log under images/ and return each
+    log's signature, by path relative to run_dir."""
+    found: dict[str, str | None] = {}
+    for log in sorted((run_dir / "images").rglob("*.log")) if (run_dir / "images").is_dir() else []:
+        if not log.is_file():
+            continue
+        with log.open(errors="replace") as f:
+            lines, sig = highlight(f, log.name)
+        log.with_name(log.name + HIGHLIGHTED).write_text("\n".join(lines) + "\n")
+        found[str(log.relative_to(run_dir))] = sig
+    return found
+
+
+def _signatures_text(found: dict[str, str | None]) -> str:
+    width = max([len(k) for k in found] or [0])
+    return "".join(f"{path:<{width}}  {sig or '-'}\n" for path, sig in found.items())
+
+
+# --- CRIU calls -------------------------------------------------------------------------------
+
+
+def criu_calls(run_dir: Path, result: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every CRIU action of a result (as JSON), with its cycle, role and images directory
+    relative to run_dir, so a copy of the directory can be restored from elsewhere."""
+    calls = []
+    for cycle in result.get("cycles", []):
+        for call in cycle.get("calls", []):
+            images = Path(call["log"]).parent
+            try:
+                rel = str(images.relative_to(run_dir))
+            except ValueError:
+                rel = str(images)
+            entry = {"cycle": cycle["cycle"], "role": images.name, "images": rel, **call}
+            if call.get("error"):
+                # The line that explains the failure, for comparing with a retried restore.
+                entry["signature"] = log_signature(run_dir / rel / Path(call["log"]).name)
+            calls.append(entry)
+    return calls
+
+
+def load_calls(run_dir: Path) -> list[dict[str, Any]]:
+    """The recorded CRIU calls of a kept run: criu-calls.json, else from result.json."""
+    path = run_dir / CALLS
+    if path.exists():
+        data: list[dict[str, Any]] = json.loads(path.read_text())
+        return data
+    result = run_dir / "result.json"
+    if result.exists():
+        return criu_calls(run_dir, json.loads(result.read_text()))
+    return []
+
+
+# --- versions ---------------------------------------------------------------------------------
+
+
+def _os_release() -> str | None:
+    try:
+        for line in Path("/etc/os-release").read_text().splitlines():
+            if line.startswith("PRETTY_NAME="):
+                return line.split("=", 1)[1].strip('"')
+    except OSError:
+        pass
+    return None
+
+
+def versions(criu_path: str | None = None, criu_version: str | None = None) -> dict[str, Any]:
+    """What ran: CRIU, the kernel, the harness, Python and pycriu (a restore elsewhere may
+    fail only because one of these differs)."""
+    try:
+        harness_version = importlib.metadata.version("criu-harness")
+    except importlib.metadata.PackageNotFoundError:
+        from harness import __version__ as harness_version
+    try:
+        from pycriu.version import __version__ as pycriu_version
+    except ImportError:
+        pycriu_version = None
+    uname = os.uname()
+    return {
+        "criu": {"path": criu_path, "version": criu_version},
+        "kernel": {"release": uname.release, "version": uname.version, "machine": uname.machine},
+        "os": _os_release(),
+        "harness": harness_version,
+        "python": {"version": platform.python_version(), "executable": sys.executable},
+        "pycriu": pycriu_version,
+    }
+
+
+# --- the whole set ----------------------------------------------------------------------------
+
+
+def write_artifacts(run_dir: Path, result: Any, backend: Any = None) -> list[str]:
+    """Write every artifact of a kept run into run_dir; return the problems met.
+
+    ``result`` is a ScenarioResult (or its JSON), ``backend`` the Backend that ran (for the
+    CRIU version). Never raises: a half-written artifact must not turn a run's result into a
+    traceback, so each part that fails is listed in artifacts-problems.txt instead.
+    """
+    data: dict[str, Any] = result if isinstance(result, dict) else result.to_json()
+    criu = getattr(backend, "criu", None)
+    steps: dict[str, Callable[[], object]] = {
+        SIGNATURES: lambda: (run_dir / SIGNATURES).write_text(
+            _signatures_text(highlight_logs(run_dir))
+        ),
+        CALLS: lambda: _write_json(run_dir / CALLS, criu_calls(run_dir, data)),
+        SUMMARY: lambda: _write_json(
+            run_dir / SUMMARY, [summarize(d, run_dir).to_json() for d in image_sets(run_dir)]
+        ),
+        VERSIONS: lambda: _write_json(
+            run_dir / VERSIONS,
+            versions(criu.path if criu else None, criu.version() if criu else None),
+        ),
+    }
+    problems = []
+    for name, step in steps.items():
+        try:
+            step()
+        # Deliberately broad: any failure here is a failure of the evidence, not of the run.
+        except Exception as exc:  # noqa: BLE001
+            problems.append(f"{name}: {type(exc).__name__}: {exc}")
+    if problems:
+        try:
+            (run_dir / PROBLEMS).write_text("\n".join(problems) + "\n")
+        except OSError:
+            pass
+    return problems
+
+
+def _write_json(path: Path, data: object) -> None:
+    path.write_text(json.dumps(data, indent=2) + "\n")
+
+
+# --- the bundle -------------------------------------------------------------------------------
+
+
+def _packable(path: Path) -> bool:
+    # Regular files and directories only: sockets and fifos cannot be packed, and a symlink
+    # could point anywhere on this machine.
+    mode = os.lstat(path).st_mode
+    return stat.S_ISREG(mode) or stat.S_ISDIR(mode)
+
+
+def _anonymous(info: tarfile.TarInfo) -> tarfile.TarInfo:
+    # Whoever unpacks it owns the files; the packer's user names mean nothing elsewhere.
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    return info
+
+
+def bundle(run_dir: Path, out: Path | None = None) -> Path:
+    """Pack a kept run directory into one .tar.gz (paths inside start with the directory's
+    name, never with '/'); by default next to the directory. Returns the bundle's path."""
+    run_dir = run_dir.resolve()
+    if not run_dir.is_dir():
+        raise UsageError(f"{run_dir}: not a directory")
+    if not (run_dir / "result.json").exists() and not (run_dir / "images").is_dir():
+        raise UsageError(f"{run_dir}: not a kept run directory (no result.json, no images/)")
+    out = (out or run_dir.with_name(run_dir.name + ".tar.gz")).resolve()
+    if out.is_relative_to(run_dir):
+        raise UsageError(f"{out}: the bundle cannot be written inside the directory it packs")
+    partial = out.with_name(out.name + ".partial")
+    paths = [run_dir, *sorted(run_dir.rglob("*"))]
+    try:
+        with tarfile.open(partial, "w:gz") as tar:
+            for path in paths:
+                if _packable(path):
+                    arcname = str(Path(run_dir.name, path.relative_to(run_dir)))
+                    tar.add(path, arcname=arcname, recursive=False, filter=_anonymous)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    os.replace(partial, out)
+    return out

@@ -1,0 +1,342 @@
+"""Retrying a restore from kept images, with the options the run used, to reproduce a failure.
+
+The images directory may be a kept run directory or an unpacked bundle. A restore that
+succeeds is not left running: the restored processes are killed and reaped (the harness is
+their child subreaper), so trying a restore leaves nothing behind but a new CRIU log.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from harness.artifacts import HIGHLIGHTED, highlight, load_calls
+from harness.criu import get_backend
+from harness.criu.options import NETWORK_LOCKS, PIDFILE, RPC_CONFIG, CriuOptions
+from harness.errors import CriuError, UsageError
+from harness.process import Supervisor, Workload
+from harness.waiting import DeadlinePassed, wait_for
+
+__all__ = ["RestoreAttempt", "describe", "find_images", "options_from_call", "retry_restore", "run_dir_of"]
+
+RETRY_LOG = "restore-retry"
+_CYCLE = re.compile(r"^cycle-(\d+)$")
+
+# Command-line flags and the CriuOptions field each sets (both backends spell them alike).
+_FLAGS = {
+    "--leave-running": "leave_running",
+    "--leave-stopped": "leave_stopped",
+    "--shell-job": "shell_job",
+    "--ext-unix-sk": "ext_unix_sk",
+    "--tcp-established": "tcp_established",
+}
+# Options the harness sets itself on every restore: not part of what a scenario asked for.
+_OWN_WITH_VALUE = ("--images-dir", "--log-file", "--pidfile", "--tree", "-t", "-D", "-o")
+_OWN = ("--restore-detached", "-d")
+_NETWORK_LOCK_BY_NUMBER = {1: "iptables", 2: "nftables", 3: "skip"}
+
+
+@dataclass
+class RestoreAttempt:
+    """One retried restore: of which role, from where, and how it ended."""
+
+    role: str
+    images_dir: Path
+    backend: str
+    ok: bool = False
+    restored_pid: int | None = None
+    status: str = ""  # what the restored process was doing before it was killed
+    signature: str | None = None
+    error: str = ""
+    log_path: Path | None = None
+    recorded_signature: str | None = None  # the signature of this restore in the run itself
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def reproduced(self) -> bool | None:
+        """Whether this attempt failed as the run did (None when the run's restore of this
+        role did not fail, or was never tried)."""
+        if self.recorded_signature is None:
+            return None
+        return not self.ok and self.signature == self.recorded_signature
+
+
+def run_dir_of(path: Path) -> Path:
+    """The run directory at path, or the one inside it (an unpacked bundle's parent)."""
+    path = path.resolve()
+    if not path.is_dir():
+        raise UsageError(f"{path}: not a directory (unpack a bundle first: tar -xzf FILE)")
+    if (path / "images").is_dir():
+        return path
+    inner = [p for p in path.iterdir() if p.is_dir() and (p / "images").is_dir()]
+    if len(inner) == 1:
+        return inner[0]
+    raise UsageError(f"{path}: no images/ here: not a kept run directory or an unpacked bundle")
+
+
+def find_images(run_dir: Path, cycle: int | None = None) -> tuple[int | None, dict[str, Path]]:
+    """The images directories of one cycle by role: images/<role>/, or images/cycle-N/<role>/
+    (the last cycle unless ``cycle`` says which). Only directories with a pstree.img count:
+    a dump that failed leaves no images to restore."""
+    root = run_dir / "images"
+    cycles = {
+        int(m.group(1)): p for p in root.iterdir() if p.is_dir() and (m := _CYCLE.match(p.name))
+    }
+    if cycles:
+        n = cycle if cycle is not None else max(cycles)
+        if n not in cycles:
+            raise UsageError(f"{run_dir}: no cycle {n} (cycles: {', '.join(map(str, sorted(cycles)))})")
+        base, which = cycles[n], n
+    else:
+        if cycle not in (None, 1):
+            raise UsageError(f"{run_dir}: a single migration was kept, there is no cycle {cycle}")
+        base, which = root, None
+    roles = {
+        p.name: p
+        for p in sorted(base.iterdir())
+        # A failed dump may leave an empty pstree.img; the inventory is written last.
+        if (p / "pstree.img").is_file() and (p / "inventory.img").is_file()
+    }
+    return which, roles
+
+
+def options_from_call(
+    call: dict[str, Any] | None, images_dir: Path, log_file: str
+) -> tuple[CriuOptions, list[str]]:
+    """The CriuOptions a recorded call ran with, for images_dir, plus notes on what cannot be
+    repeated (inherited fds belonged to the process that ran the harness)."""
+    notes: list[str] = []
+    fields: dict[str, Any] = {}
+    extra: list[str] = []
+    options = (call or {}).get("options", {})
+    if "argv" in options:
+        args = list(options["argv"][2:])  # past the binary and the action
+        i = 0
+        while i < len(args):
+            arg = args[i]
+            if arg in _OWN_WITH_VALUE:
+                i += 2
+                continue
+            if arg in _OWN:
+                pass
+            elif m := re.fullmatch(r"-v(\d)", arg):
+                fields["log_level"] = int(m.group(1))
+            elif arg in _FLAGS:
+                fields[_FLAGS[arg]] = True
+            elif arg == "--network-lock" and i + 1 < len(args):
+                fields["network_lock"] = args[i + 1]
+                i += 1
+            elif arg == "--inherit-fd" and i + 1 < len(args):
+                notes.append(f"not repeated: --inherit-fd {args[i + 1]} (an fd of the run)")
+                i += 1
+            else:
+                extra.append(arg)
+            i += 1
+    elif options:
+        if "log_level" in options:
+            fields["log_level"] = int(options["log_level"])
+        for name in _FLAGS.values():
+            if options.get(name):
+                fields[name] = True
+        if "network_lock" in options:
+            lock = options["network_lock"]
+            fields["network_lock"] = _NETWORK_LOCK_BY_NUMBER.get(lock, lock)
+        if "config_file" in options:
+            # The run's extra options went to CRIU as a configuration file in the images dir.
+            conf = images_dir / RPC_CONFIG
+            if conf.exists():
+                for line in conf.read_text().splitlines():
+                    if line.strip():
+                        extra.extend(["--" + line.split(" ", 1)[0], *line.split(" ", 1)[1:]])
+            else:
+                notes.append(f"the run used extra options from {RPC_CONFIG}, which is missing")
+        for key, fd in options.get("inherit_fd", []):
+            notes.append(f"not repeated: inherit_fd {key} (fd {fd} of the run)")
+    if fields.get("network_lock") not in (None, *NETWORK_LOCKS):
+        notes.append(f"unknown network lock {fields.pop('network_lock')!r}: left out")
+    opts = CriuOptions(images_dir=images_dir, log_file=log_file, extra_args=tuple(extra), **fields)
+    return opts, notes
+
+
+def _retry_log(images_dir: Path) -> str:
+    """A log name no earlier attempt used: the run's own restore.log stays as it was."""
+    n = 1
+    while (images_dir / f"{RETRY_LOG}-{n}.log").exists():
+        n += 1
+    return f"{RETRY_LOG}-{n}.log"
+
+
+def _recorded(calls: list[dict[str, Any]], cycle: int | None, role: str, action: str) -> dict[str, Any] | None:
+    found = [
+        c for c in calls
+        if c.get("role") == role and c.get("action") == action
+        and (cycle is None or c.get("cycle") == cycle)
+    ]
+    return found[-1] if found else None
+
+
+def _restore_order(calls: list[dict[str, Any]], cycle: int | None, roles: dict[str, Path]) -> list[str]:
+    """The roles in the order the run restored them, then those it never got to, in the order
+    it dumped them."""
+    order: list[str] = []
+    for action in ("restore", "dump"):
+        for c in calls:
+            if c.get("action") == action and (cycle is None or c.get("cycle") == cycle):
+                role = c.get("role")
+                if role in roles and role not in order:
+                    order.append(role)
+    return order + [r for r in roles if r not in order]
+
+
+def retry_restore(
+    path: Path,
+    backend: str | None = None,
+    role: str | None = None,
+    cycle: int | None = None,
+    binary: str | None = None,
+) -> list[RestoreAttempt]:
+    """Restore the kept images at path (every role, in the run's order, up to the first
+    failure; or only ``role``) and report each attempt; restored processes are killed."""
+    run_dir = run_dir_of(path)
+    which, roles = find_images(run_dir, cycle)
+    if not roles:
+        raise UsageError(
+            f"{run_dir}: no complete images to restore (the dump failed: see signatures.txt)"
+        )
+    if role is not None and role not in roles:
+        raise UsageError(f"{run_dir}: no images for role {role!r} (roles: {', '.join(roles)})")
+    calls = load_calls(run_dir)
+    run_backend = _result(run_dir).get("backend") or "rpc"
+    attempts: list[RestoreAttempt] = []
+    with Supervisor() as supervisor:
+        for name in [role] if role else _restore_order(calls, which, roles):
+            images_dir = roles[name]
+            recorded = _recorded(calls, which, name, "restore")
+            chosen = backend or (recorded or {}).get("backend") or run_backend
+            opts, notes = options_from_call(recorded, images_dir, _retry_log(images_dir))
+            if recorded is None:
+                notes.append("the run never restored this role: default restore options")
+            attempt = RestoreAttempt(
+                role=name,
+                images_dir=images_dir,
+                backend=chosen,
+                log_path=opts.log_path,
+                recorded_signature=_signature_of(recorded),
+                notes=notes,
+            )
+            attempts.append(attempt)
+            # CRIU will not overwrite a pidfile (O_EXCL): the run's own is recorded in
+            # criu-calls.json already, and it is the harness's own file.
+            (images_dir / PIDFILE).unlink(missing_ok=True)
+            try:
+                call = get_backend(chosen, binary).restore(opts)
+            except CriuError as err:
+                attempt.signature, attempt.error = err.signature, str(err)
+                _highlight(opts.log_path)
+                _reap_failed(_image_pids(images_dir))
+                break
+            assert call.restored_pid is not None
+            workload = Workload(name=name, argv=[], run_dir=run_dir)
+            workload.adopt(call.restored_pid)
+            supervisor.workloads[name] = workload
+            attempt.ok, attempt.restored_pid, attempt.status = True, call.restored_pid, workload.status()
+            _highlight(opts.log_path)
+    return attempts
+
+
+def _image_pids(images_dir: Path) -> set[int]:
+    """The pids (threads too) recorded in an images directory's pstree.img."""
+    try:
+        from pycriu import images
+
+        with (images_dir / "pstree.img").open("rb") as f:
+            entries = images.load(f)["entries"]
+    # pycriu raises bare Exceptions for a bad image; without pids there is just nothing to reap.
+    except Exception:  # noqa: BLE001
+        return set()
+    pids: set[int] = set()
+    for entry in entries:
+        pids.add(int(entry["pid"]))
+        pids.update(int(t) for t in entry.get("threads", []))
+    return pids
+
+
+def _reap_failed(pids: set[int], timeout: float = 5.0) -> None:
+    """Collect what a failed restore leaves: CRIU kills the tasks it had made, but they die as
+    zombies of the harness (their subreaper), and a zombie keeps its pid, so the next restore
+    would fail with "Can't fork for PID: File exists" until the harness exits."""
+
+    def ours() -> list[psutil.Process]:
+        return [c for c in psutil.Process().children() if c.pid in pids]
+
+    def collected() -> bool:
+        for child in ours():
+            try:
+                if child.status() == psutil.STATUS_ZOMBIE:
+                    os.waitpid(child.pid, os.WNOHANG)
+            except (OSError, psutil.Error):
+                continue
+        return not ours()
+
+    try:
+        wait_for(collected, timeout=timeout, interval=0.01)
+    except DeadlinePassed:
+        for child in ours():  # alive after CRIU gave up on it: nothing may stay behind
+            try:
+                child.kill()
+                os.waitpid(child.pid, 0)
+            except (OSError, psutil.Error):
+                continue
+
+
+def _signature_of(call: dict[str, Any] | None) -> str | None:
+    """The signature a recorded call failed with (its error text ends with it)."""
+    if not call or not call.get("error"):
+        return None
+    if call.get("signature"):
+        return str(call["signature"])
+    m = re.search(r"\): (.*) \[log: [^\]]*\]$", call["error"])
+    return m.group(1) if m else None
+
+
+def _result(run_dir: Path) -> dict[str, Any]:
+    try:
+        data: dict[str, Any] = json.loads((run_dir / "result.json").read_text())
+        return data
+    except (OSError, ValueError):
+        return {}
+
+
+def _highlight(log: Path) -> None:
+    try:
+        with log.open(errors="replace") as f:
+            lines, _ = highlight(f, log.name)
+        log.with_name(log.name + HIGHLIGHTED).write_text("\n".join(lines) + "\n")
+    except OSError:
+        pass
+
+
+def describe(attempts: list[RestoreAttempt]) -> list[str]:
+    """The attempts as lines for a person."""
+    lines = []
+    for a in attempts:
+        head = f"{a.role}: criu restore ({a.backend}) from {a.images_dir}"
+        if a.ok:
+            lines.append(f"{head}: restored as pid {a.restored_pid} ({a.status}); killed and reaped")
+        else:
+            lines.append(f"{head}: FAILED")
+            lines.append(f"    signature: {a.signature or '- (no error line in the log)'}")
+        for note in a.notes:
+            lines.append(f"    note: {note}")
+        if a.recorded_signature is not None:
+            same = "yes" if a.reproduced else "no"
+            lines.append(f"    the run failed with: {a.recorded_signature}")
+            lines.append(f"    reproduced: {same}")
+        lines.append(f"    log: {a.log_path}")
+    return lines
