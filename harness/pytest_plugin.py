@@ -1,0 +1,621 @@
+"""The pytest plugin: migrate your own programs from a test, and run scenario files as tests.
+
+A thin front over the core, like the command line: the ``migration`` fixture builds a
+:class:`~harness.scenario.Scenario` in memory and runs it through
+:class:`~harness.runner.ScenarioRun`; ``pytest scenarios/`` runs each scenario file the same way.
+Registered through the ``pytest11`` entry point, so installing criu-harness enables it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Generator, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness import scenario as scenario_files
+from harness.criu import BACKENDS, Backend, get_backend
+from harness.criu.log import message
+from harness.errors import HarnessError, UsageError
+from harness.plan import DEFAULT_PLAN
+from harness.result import ScenarioResult
+from harness.rundir import RunDir
+from harness.runner import KEEP, ScenarioRun
+from harness.scenario import (
+    CRIU_FLAGS,
+    Build,
+    CriuSpec,
+    Expectation,
+    ProcessSpec,
+    Ready,
+    Scenario,
+    ScenarioError,
+    Verify,
+)
+
+__all__ = ["CriuSettings", "MigrationFixture", "ScenarioItem", "SpawnedProcess", "criu_unavailable"]
+
+_SETTINGS = pytest.StashKey["CriuSettings"]()
+_RESULT = pytest.StashKey[ScenarioResult]()
+_CALL_REPORT = pytest.StashKey[pytest.TestReport]()
+_FIXTURE = pytest.StashKey["MigrationFixture"]()
+# The keys a fixture's criu= mapping takes: those of a scenario file's [criu] table.
+_CRIU_KEYS = (*CRIU_FLAGS, "network_lock", "extra_args")
+# A unix socket path holds at most 107 bytes: keep the run directory's name short.
+_NAME_MAX = 24
+
+
+# --- options and markers ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CriuSettings:
+    """The command line's CRIU choices, for every migration of the session."""
+
+    backend: str = "rpc"
+    binary: str | None = None
+    keep: str = "failed"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("criu-harness", "CRIU live migration (criu-harness)")
+    group.addoption("--criu-backend", choices=sorted(BACKENDS), default="rpc",
+                    help="how to drive CRIU: rpc (pycriu) or cli (the criu binary); default rpc")
+    group.addoption("--criu-binary", metavar="PATH", default=None,
+                    help="the criu binary (default: $CRIU_BINARY, else criu on PATH)")
+    group.addoption("--keep-artifacts", choices=KEEP, default="failed",
+                    help="keep run directories (images, CRIU logs, process output): "
+                         "always, failed (default) or never")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.stash[_SETTINGS] = CriuSettings(
+        backend=config.getoption("criu_backend"),
+        binary=config.getoption("criu_binary"),
+        keep=config.getoption("keep_artifacts"),
+    )
+    config.addinivalue_line(
+        "markers", "criu: needs a working CRIU and root (fails instead of skipping under CI=true)"
+    )
+    config.addinivalue_line(
+        "markers",
+        "criu_xfail(signature, action='dump'): the test's migration must fail at action with "
+        "signature in CRIU's log (strict: a migration that succeeds fails the test)",
+    )
+
+
+@pytest.fixture(scope="session")
+def criu_settings(pytestconfig: pytest.Config) -> CriuSettings:
+    """The session's --criu-backend, --criu-binary and --keep-artifacts."""
+    return pytestconfig.stash[_SETTINGS]
+
+
+# --- is CRIU there? -----------------------------------------------------------------------------
+
+
+def criu_unavailable(settings: CriuSettings) -> str | None:
+    """Why no migration can run here, or None when one can."""
+    if os.geteuid() != 0:
+        return "CRIU needs root"
+    try:
+        get_backend(settings.backend, settings.binary)
+    except HarnessError as exc:
+        return str(exc)
+    return None
+
+
+def _require_criu(settings: CriuSettings) -> Backend:
+    """The session's backend; skip the test when CRIU is missing, fail it under CI=true,
+    where a missing CRIU is a broken machine rather than a developer's laptop."""
+    reason = criu_unavailable(settings)
+    if reason is not None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true and CRIU is not usable: {reason}", pytrace=False)
+        pytest.skip(reason)
+    return get_backend(settings.backend, settings.binary)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("criu") is not None:
+        _require_criu(item.config.stash[_SETTINGS])
+
+
+# --- the migration fixture ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SpawnedProcess:
+    """A process the migration will start: where its output goes, to read it afterwards."""
+
+    role: str
+    argv: tuple[str, ...]
+    stdout: Path
+    stderr: Path
+
+
+@dataclass
+class _Progress:
+    log: str | None = None
+    pattern: str | None = None
+    events: str | None = None
+    role: str = ""
+
+
+class MigrationFixture:
+    """Declare processes with :meth:`spawn`, then :meth:`run` starts them in order, waits for
+    each to be ready and for the workload to make progress, migrates it and verifies it again.
+
+    Everything happens in a private run directory (:meth:`path`) that is removed after the
+    test unless ``--keep-artifacts`` says otherwise.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        base: Path,
+        settings: CriuSettings,
+        backend: Backend,
+        expect: Expectation | None = None,
+        properties: list[tuple[str, object]] | None = None,
+    ) -> None:
+        self.name = name
+        self.settings = settings
+        self.backend = backend
+        self._base = base  # the test file: build sources are found relative to it
+        self._expect = expect
+        # The test's user_properties: junitxml writes them as the test case's properties.
+        self._properties = properties if properties is not None else []
+        self._rundir = RunDir(name)
+        self._processes: list[ProcessSpec] = []
+        self._spawned: list[SpawnedProcess] = []
+        self._builds: list[Build] = []
+        self._progress: _Progress | None = None
+        self.result: ScenarioResult | None = None
+
+    @property
+    def run_dir(self) -> Path:
+        return self._rundir.path
+
+    def path(self, *parts: str) -> str:
+        """A path inside the run directory (for sockets, logs, anything the processes make)."""
+        return str(self.run_dir.joinpath(*parts))
+
+    def build(
+        self, *sources: str, output: str | None = None, flags: Sequence[str] = ("-O2", "-Wall")
+    ) -> str:
+        """Compile C sources (relative to the test file) with cc into the run directory when the
+        migration runs; return the program's path."""
+        if not sources:
+            raise UsageError("build() needs at least one source file")
+        out = self.path(output or Path(sources[0]).stem)
+        self._builds.append(Build(sources=tuple(sources), output=out, flags=tuple(flags)))
+        return out
+
+    def spawn(
+        self,
+        argv: Sequence[str | os.PathLike[str]],
+        *,
+        role: str,
+        ready_socket: str | None = None,
+        ready_pattern: str | None = None,
+        ready_log: str | None = None,
+        ready_events: str | None = None,
+        ready_delay: float | None = None,
+        ready_timeout: float = 10.0,
+        progress_pattern: str | None = None,
+        progress_log: str | None = None,
+        progress_events: str | None = None,
+        cwd: str | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> SpawnedProcess:
+        """Declare a process: started by :meth:`run`, in the order of the spawn() calls.
+
+        Ready when ``ready_socket`` exists, a line matches ``ready_pattern`` (in ``ready_log``,
+        by default the process's stdout), ``ready_events`` shows a round trip, or after
+        ``ready_delay`` seconds. One process says how to see the workload progress: new lines
+        matching ``progress_pattern`` (in ``progress_log``, by default its stdout), or answered
+        round trips in a ``progress_events`` log (the harness's own echo workloads write one).
+        """
+        if self.result is not None:
+            raise UsageError("spawn() after run(): declare every process first")
+        if not argv:
+            raise UsageError(f"spawn(role={role!r}): argv is empty")
+        if any(p.role == role for p in self._processes):
+            raise UsageError(f"spawn(): role {role!r} is used twice")
+        stdout = self.run_dir / f"{role}.stdout"  # where harness.process writes its output
+        kinds = [k for k, v in (("ready_socket", ready_socket), ("ready_pattern", ready_pattern),
+                                ("ready_events", ready_events), ("ready_delay", ready_delay))
+                 if v is not None]
+        if len(kinds) > 1:
+            raise UsageError(f"spawn(role={role!r}): give one of {', '.join(kinds)}, not several")
+        if ready_log is not None and ready_pattern is None:
+            raise UsageError(f"spawn(role={role!r}): ready_log needs ready_pattern")
+        ready = Ready(
+            socket=ready_socket,
+            log=(ready_log or str(stdout)) if ready_pattern is not None else None,
+            pattern=ready_pattern,
+            events=ready_events,
+            delay=ready_delay,
+            timeout=ready_timeout,
+        )
+        _check_regex(ready_pattern, f"spawn(role={role!r}): ready_pattern")
+        if progress_log is not None and progress_pattern is None:
+            raise UsageError(f"spawn(role={role!r}): progress_log needs progress_pattern")
+        if progress_pattern is not None or progress_events is not None:
+            if progress_pattern is not None and progress_events is not None:
+                raise UsageError(
+                    f"spawn(role={role!r}): give progress_pattern or progress_events, not both"
+                )
+            if self._progress is not None:
+                raise UsageError(
+                    f"spawn(role={role!r}): progress is already watched on {self._progress.role!r}"
+                )
+            _check_regex(progress_pattern, f"spawn(role={role!r}): progress_pattern")
+            self._progress = _Progress(
+                log=(progress_log or str(stdout)) if progress_pattern is not None else None,
+                pattern=progress_pattern,
+                events=progress_events,
+                role=role,
+            )
+        args = tuple(os.fspath(a) for a in argv)
+        self._processes.append(ProcessSpec(
+            role=role, argv=args, cwd=cwd, env=dict(env or {}), ready=ready,
+        ))
+        spawned = SpawnedProcess(role, args, stdout, self.run_dir / f"{role}.stderr")
+        self._spawned.append(spawned)
+        return spawned
+
+    def scenario(
+        self,
+        plan: str | None = None,
+        *,
+        min_progress: int = 20,
+        deadline: float = 15.0,
+        max_lost: int = 0,
+        max_client_errors: int = 0,
+        criu: Mapping[str, Any] | CriuSpec | None = None,
+    ) -> Scenario:
+        """The scenario run() would run: what a scenario file would say, built in memory."""
+        if not self._processes:
+            raise UsageError("run(): no process to migrate (call spawn() first)")
+        if self._progress is None:
+            raise UsageError(
+                "run(): no way to see progress: pass progress_pattern= (or progress_events=) "
+                "to one spawn()"
+            )
+        expect = self._expect or Expectation(max_lost=max_lost, max_client_errors=max_client_errors)
+        return Scenario(
+            name=self.name,
+            path=self._base,
+            processes=tuple(self._processes),
+            expect=expect,
+            verify=Verify(
+                events=self._progress.events,
+                log=self._progress.log,
+                pattern=self._progress.pattern,
+                min_progress=min_progress,
+                deadline=deadline,
+            ),
+            plan=plan or DEFAULT_PLAN,
+            criu=_criu_spec(criu),
+            builds=tuple(self._builds),
+        )
+
+    def run(
+        self,
+        plan: str | None = None,
+        *,
+        iterations: int = 1,
+        min_progress: int = 20,
+        deadline: float = 15.0,
+        max_lost: int = 0,
+        max_client_errors: int = 0,
+        criu: Mapping[str, Any] | CriuSpec | None = None,
+        check: bool = True,
+    ) -> ScenarioResult:
+        """Start the processes, migrate them ``iterations`` times by ``plan`` (server-first by
+        default) and verify; return the result.
+
+        ``criu`` takes what a scenario's ``[criu]`` table takes, ``{"dump": {"ext_unix_sk":
+        True}}`` say. With ``check`` (the default) a migration that does not end as expected
+        fails the test; with ``check=False`` the result is returned for the test to judge.
+        """
+        if self.result is not None:
+            raise UsageError("run() once per test: use iterations= to migrate several times")
+        scenario = self.scenario(
+            plan, min_progress=min_progress, deadline=deadline, max_lost=max_lost,
+            max_client_errors=max_client_errors, criu=criu,
+        )
+        # keep="always": the fixture decides at teardown, by the test's own outcome.
+        run = ScenarioRun(scenario, self.backend, iterations=iterations, keep="always",
+                          run_dir=self._rundir)
+        self.result = result = run.run()
+        _record(self._properties, result)
+        if result.outcome == "skipped":
+            pytest.skip(result.reason)
+        if self._expect is not None:
+            if result.outcome == "xpassed":
+                pytest.fail(f"[XPASS(strict)] {result.reason}", pytrace=False)
+            if result.outcome != "xfailed":
+                pytest.fail(f"migration {result.outcome}: {result.reason}", pytrace=False)
+        elif check and not result.ok:
+            pytest.fail(f"migration {result.outcome}: {result.reason}", pytrace=False)
+        return result
+
+    @property
+    def processes(self) -> list[SpawnedProcess]:
+        return list(self._spawned)
+
+    def _finish(self, test_failed: bool) -> None:
+        keep = self.settings.keep == "always" or (self.settings.keep == "failed" and test_failed)
+        if not keep:
+            self._rundir.remove()
+
+
+def _check_regex(pattern: str | None, what: str) -> None:
+    if pattern is None:
+        return
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise UsageError(f"{what}: bad regular expression: {exc}") from None
+
+
+def _criu_spec(criu: Mapping[str, Any] | CriuSpec | None) -> CriuSpec:
+    """A CriuSpec from the [criu]-table shape: flags for every action, and per action."""
+    if criu is None:
+        return CriuSpec()
+    if isinstance(criu, CriuSpec):
+        return criu
+    tables: dict[str, dict[str, Any]] = {"common": {}, "dump": {}, "restore": {}}
+    for key, value in criu.items():
+        if key in ("dump", "restore"):
+            if not isinstance(value, Mapping):
+                raise UsageError(f"criu[{key!r}] must be a mapping of CRIU options")
+            tables[key] = dict(value)
+        else:
+            tables["common"][key] = value
+    for where, table in tables.items():
+        unknown = sorted(set(table) - set(_CRIU_KEYS))
+        if unknown:
+            raise UsageError(
+                f"criu options: unknown {', '.join(unknown)}"
+                + (f" (in {where})" if where != "common" else "")
+                + f"; expected: {', '.join(_CRIU_KEYS)}"
+            )
+    return CriuSpec(common=tables["common"], dump=tables["dump"], restore=tables["restore"])
+
+
+def _short_name(nodename: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", nodename).strip("-")[:_NAME_MAX] or "test"
+
+
+def _xfail_expectation(item: pytest.Item) -> Expectation | None:
+    marker = item.get_closest_marker("criu_xfail")
+    if marker is None:
+        return None
+    signature = marker.kwargs.get("signature", marker.args[0] if marker.args else None)
+    action = marker.kwargs.get("action", "dump")
+    if not isinstance(signature, str) or not signature:
+        raise UsageError("criu_xfail needs signature='...' (a text of CRIU's error line)")
+    if action not in ("dump", "restore"):
+        raise UsageError(f"criu_xfail: action must be 'dump' or 'restore', not {action!r}")
+    return Expectation(outcome="fails", action=action, signature=signature)
+
+
+@pytest.fixture
+def migration(
+    request: pytest.FixtureRequest, criu_settings: CriuSettings
+) -> Iterator[MigrationFixture]:
+    """Declare your own processes, migrate them with CRIU and get the result."""
+    backend = _require_criu(criu_settings)
+    item = request.node
+    fixture = MigrationFixture(
+        _short_name(item.name),
+        Path(item.path),
+        criu_settings,
+        backend,
+        expect=_xfail_expectation(item),
+        properties=item.user_properties,
+    )
+    item.stash[_FIXTURE] = fixture
+    try:
+        yield fixture
+    finally:
+        report = item.stash.get(_CALL_REPORT, None)
+        fixture._finish(test_failed=report is None or report.failed)
+
+
+# --- scenario files as tests --------------------------------------------------------------------
+
+
+def _is_scenario_file(path: Path) -> bool:
+    """A TOML file with [[process]] tables: others (pyproject.toml, say) are none of ours."""
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return False
+    try:
+        data = tomllib.loads(text)
+    except ValueError:
+        # Unreadable TOML that looks like a scenario is collected, to report its error.
+        return "[[process]]" in text
+    return isinstance(data.get("process"), list)
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    if file_path.suffix == ".toml" and _is_scenario_file(file_path):
+        return ScenarioFile.from_parent(parent, path=file_path)
+    return None
+
+
+class ScenarioFile(pytest.File):
+    """A scenario file: one test, run under the session's backend."""
+
+    def collect(self) -> Iterator[ScenarioItem]:
+        try:
+            loaded = scenario_files.load(self.path)
+        except ScenarioError as exc:
+            raise self.CollectError(f"invalid scenario file:\n{exc}") from None
+        yield ScenarioItem.from_parent(self, name=loaded.name, scenario=loaded)
+
+
+class ScenarioFailed(Exception):
+    """The scenario did not end as it expects; the message says why."""
+
+
+class ScenarioItem(pytest.Item):
+    def __init__(self, *, scenario: Scenario, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.scenario = scenario
+        # -m criu selects these too; and they need CRIU like any test with the marker.
+        self.add_marker("criu")
+
+    def runtest(self) -> None:
+        settings = self.config.stash[_SETTINGS]
+        backend = _require_criu(settings)
+        result = ScenarioRun(self.scenario, backend, keep=settings.keep).run()
+        self.stash[_RESULT] = result
+        _record(self.user_properties, result)
+        if result.outcome == "skipped":  # it needs a CRIU feature this machine lacks
+            pytest.skip(result.reason)
+        if result.outcome == "xfailed":
+            pytest.xfail(f"criu {self.scenario.expect.action} failed as expected: "
+                         f"{message(result.criu_error) if result.criu_error else '-'}")
+        if result.outcome != "passed":
+            raise ScenarioFailed(f"{self.scenario.name}: {result.outcome}: {result.reason}")
+
+    def repr_failure(
+        self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None
+    ) -> str | Any:
+        if isinstance(excinfo.value, (ScenarioFailed, HarnessError)):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo, style=style)
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return self.path, None, f"scenario {self.scenario.name}"
+
+
+# --- reports ------------------------------------------------------------------------------------
+
+
+def _logs(result: ScenarioResult) -> list[str]:
+    """Each CRIU call's log, named by action and role (the images directory is the role's)."""
+    return [
+        f"{call['action']} of {Path(call['log']).parent.name}: {call['log']}"
+        for cycle in result.cycles
+        for call in cycle.calls
+    ]
+
+
+def _record(properties: list[tuple[str, object]], result: ScenarioResult) -> None:
+    """The result as JUnit properties (junitxml writes an item's user_properties)."""
+    props: dict[str, object] = {
+        "criu_outcome": result.outcome,
+        "criu_backend": result.backend,
+        "criu_plan": result.plan,
+        "criu_messages_lost": result.messages_lost,
+        "criu_client_errors": result.client_errors,
+        "criu_downtime_ms": "" if result.downtime_ms is None else result.downtime_ms,
+    }
+    if result.criu_error:
+        props["criu_error"] = result.criu_error
+    if not result.ok:
+        props["criu_reason"] = result.reason
+        props["criu_logs"] = "; ".join(_logs(result))
+        props["criu_artifacts"] = result.artifacts
+    properties.extend(props.items())
+
+
+def _details(result: ScenarioResult, keep: str) -> str:
+    """What a failing test's report says about its migration."""
+    lines = [
+        f"outcome:  {result.outcome} (expected: {result.expected}); backend {result.backend}, "
+        f"plan {result.plan}, {len(result.cycles)} cycle(s), {result.duration_s:.2f} s",
+        f"reason:   {result.reason or '-'}",
+        f"criu:     {result.criu_error or '-'}",
+    ]
+    if result.sent:
+        lines.append(
+            f"stats:    sent {result.sent}, answered {result.answered}, "
+            f"lost {result.messages_lost}, duplicates {result.duplicates}, "
+            f"timeouts {result.timeouts}, client errors {result.client_errors}, downtime "
+            + (f"{result.downtime_ms:.1f} ms" if result.downtime_ms is not None else "-")
+        )
+    else:
+        # Progress seen in a log by a pattern: nothing to count messages with.
+        lines.append("stats:    no echo event log, so no message accounting")
+    for cycle in result.cycles:
+        phases = ", ".join(
+            f"{p['step']} {p['role']} {(p['finished'] - p['started']) * 1e3:.0f} ms"
+            for p in cycle.phases
+        )
+        lines.append(f"cycle {cycle.cycle}: {cycle.outcome}: {phases}")
+        for role, stats in sorted(cycle.stats.items()):
+            lines.append(f"  stats of {role}: {_flat(stats)}")
+    logs = _logs(result)
+    if logs:
+        lines.append("criu logs:")
+        lines.extend(f"  {log}" for log in logs)
+    if keep == "never":
+        lines.append("artifacts: removed (--keep-artifacts=never)")
+    elif result.artifacts:
+        lines.append(f"artifacts: {result.artifacts}")
+        for name in sorted(Path(result.artifacts).glob("*.stderr")):
+            tail = _tail(name)
+            if tail:
+                lines.append(f"  {name.name}: {tail}")
+    return "\n".join(lines)
+
+
+def _flat(stats: Mapping[str, Any], prefix: str = "") -> str:
+    """Nested statistics as ``key=value`` pairs, leaving out what CRIU did not report."""
+    parts = []
+    for key, value in stats.items():
+        if isinstance(value, Mapping):
+            inner = _flat(value, f"{prefix}{key}.")
+            if inner:
+                parts.append(inner)
+        elif value is not None:
+            parts.append(f"{prefix}{key}={value}")
+    return ", ".join(parts)
+
+
+def _tail(path: Path, count: int = 3) -> str:
+    try:
+        text = path.read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return ""
+    return " | ".join(text[-count:])
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, Any, None]:
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()
+    if report.when != "call":
+        return
+    item.stash[_CALL_REPORT] = report
+    fixture = item.stash.get(_FIXTURE, None)
+    result = fixture.result if fixture is not None else item.stash.get(_RESULT, None)
+    expect = fixture._expect if fixture is not None else None
+    # --runxfail reports expected failures as plain passes, as it does for pytest's xfail.
+    if expect is not None and report.passed and not item.config.option.runxfail:
+        if result is None:
+            report.outcome = "failed"
+            report.longrepr = "criu_xfail: the test ran no migration (call migration.run())"
+        elif result.outcome == "xfailed":
+            # Reported like pytest's own xfail: the failure was expected and it happened.
+            report.outcome = "skipped"
+            why = message(result.criu_error) if result.criu_error else "-"
+            report.wasxfail = f"criu {expect.action} failed as expected: {why}"
+    if report.failed and result is not None:
+        keep = item.config.stash[_SETTINGS].keep
+        report.sections.append(("criu migration", _details(result, keep)))
