@@ -11,6 +11,7 @@ ARGS ?=
 setup:
 	scripts/setup-venv $(VENV)
 	scripts/install-criu --venv $(VENV)
+	scripts/install-test-deps
 
 run: setup
 	$(VENV)/bin/criu-harness run $(ARGS)

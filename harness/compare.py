@@ -1,0 +1,272 @@
+"""Two runs side by side: what broke, what got fixed, what got slower.
+
+Results are matched by (scenario, backend, plan). Each key gets exactly one verdict; the
+verdicts in ``REGRESSIONS`` make ``criu-harness compare`` exit 1. "Good" is an outcome that
+means as expected (passed, xfailed, skipped); "bad" is failed, error or xpassed:
+
+- new failure: good before, bad now (except xfailed -> xpassed, which has its own verdict);
+- expected failure now passes: xfailed -> xpassed;
+- fixed: bad before, good now;
+- signature changed: CRIU's error message differs, once the run's own details are taken out;
+- still failing: bad both times with the same message;
+- outcome changed: good both times but different (skipped -> passed, passed -> xfailed);
+- downtime regression: good both times, median downtime up by more than the threshold.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.criu.log import message
+from harness.errors import UsageError
+from harness.result import GOOD, percentile
+from harness.rundir import PREFIX
+
+__all__ = [
+    "DEFAULT_THRESHOLD",
+    "KINDS",
+    "REGRESSIONS",
+    "Comparison",
+    "Key",
+    "Verdict",
+    "classify",
+    "compare",
+    "compare_paths",
+    "load_results",
+    "median_downtime",
+    "normalized_signature",
+]
+
+DEFAULT_THRESHOLD = 0.2
+
+# Every verdict, in the order a report lists them (worst first).
+KINDS = (
+    "new failure",
+    "expected failure now passes",
+    "signature changed",
+    "downtime regression",
+    "still failing",
+    "fixed",
+    "outcome changed",
+    "new scenario",
+    "removed scenario",
+    "unchanged",
+)
+REGRESSIONS = frozenset(
+    {"new failure", "expected failure now passes", "signature changed", "downtime regression"}
+)
+
+Key = tuple[str, str, str]  # (scenario, backend, plan)
+
+# A run directory anywhere (TMPDIR may move it), up to its last component: its random suffix
+# changes every run, so it must not count as a change of CRIU's message.
+_RUN_DIR = re.compile(r"(?:/[^\s/;:'\",]+)*/" + re.escape(PREFIX) + r"[^\s/;:'\",]+")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    kind: str
+    key: Key
+    old: dict[str, Any] | None = field(default=None, repr=False, compare=False)
+    new: dict[str, Any] | None = field(default=None, repr=False, compare=False)
+    detail: str = ""
+
+    @property
+    def regression(self) -> bool:
+        return self.kind in REGRESSIONS
+
+    def line(self) -> str:
+        name, backend, plan = self.key
+        return f"{self.kind}: {name} [{backend}, {plan or '-'}]" + (
+            f": {self.detail}" if self.detail else ""
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        name, backend, plan = self.key
+        return {
+            "kind": self.kind,
+            "scenario": name,
+            "backend": backend,
+            "plan": plan,
+            "regression": self.regression,
+            "detail": self.detail,
+            "old_outcome": self.old.get("outcome") if self.old else None,
+            "new_outcome": self.new.get("outcome") if self.new else None,
+        }
+
+
+@dataclass
+class Comparison:
+    old: str
+    new: str
+    threshold: float
+    verdicts: list[Verdict]
+
+    @property
+    def regressions(self) -> list[Verdict]:
+        return [v for v in self.verdicts if v.regression]
+
+    def by_key(self) -> dict[Key, Verdict]:
+        return {v.key: v for v in self.verdicts}
+
+    def counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for v in self.verdicts:
+            counts[v.kind] = counts.get(v.kind, 0) + 1
+        return counts
+
+    def lines(self) -> list[str]:
+        return [v.line() for v in self.verdicts]
+
+    def summary(self) -> str:
+        n = len(self.regressions)
+        parts = ", ".join(f"{count} {kind}" for kind, count in self.counts().items())
+        return f"{n} regression(s) in {len(self.verdicts)} result(s): {parts or 'nothing to compare'}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "old": self.old,
+            "new": self.new,
+            "threshold": self.threshold,
+            "regressions": len(self.regressions),
+            "verdicts": [v.to_json() for v in self.verdicts],
+        }
+
+
+# --- reading results --------------------------------------------------------------------------
+
+
+def load_results(path: Path) -> dict[str, Any]:
+    """A results.json, or the directory holding one; anything else is a usage error."""
+    file = path / "results.json" if path.is_dir() else path
+    try:
+        data = json.loads(file.read_text())
+    except FileNotFoundError:
+        raise UsageError(f"{file}: no such results file") from None
+    except OSError as exc:
+        raise UsageError(f"{file}: cannot read: {exc.strerror}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{file}: not a results file: bad JSON ({exc})") from None
+    scenarios = data.get("scenarios") if isinstance(data, dict) else None
+    if not isinstance(scenarios, list) or not all(
+        isinstance(s, dict) and isinstance(s.get("name"), str) and isinstance(s.get("outcome"), str)
+        for s in scenarios
+    ):
+        raise UsageError(f"{file}: not a results file: no list of scenarios with name and outcome")
+    return data
+
+
+def _key(entry: dict[str, Any], run: dict[str, Any]) -> Key:
+    # A `run --report` file names its backend once, at the top; a matrix names it per entry.
+    return (entry["name"], str(entry.get("backend") or run.get("backend", "")), str(entry.get("plan", "")))
+
+
+def median_downtime(entry: dict[str, Any]) -> float | None:
+    """The median of the cycles' downtimes (ms), or the scenario's own when it has no cycles."""
+    values = [
+        float(c["downtime_ms"]) for c in entry.get("cycles") or [] if c.get("downtime_ms") is not None
+    ]
+    if values:
+        return percentile(values, 50)
+    value = entry.get("downtime_ms")
+    return float(value) if value is not None else None
+
+
+def normalized_signature(entry: dict[str, Any]) -> str | None:
+    """CRIU's error message without what changes every run: the source location (file:line),
+    the run directory's path and the pids of the processes involved."""
+    sig = entry.get("criu_error")
+    if not sig:
+        return None
+    text = _RUN_DIR.sub("<run_dir>", message(str(sig)))
+    pids = {
+        int(p)
+        for cycle in entry.get("cycles") or []
+        for call in cycle.get("calls") or []
+        for p in (call.get("pid"), call.get("restored_pid"))
+        if isinstance(p, int) and p > 1
+    }
+    for pid in sorted(pids, reverse=True):
+        text = re.sub(rf"\b{pid}\b", "<pid>", text)
+    return text
+
+
+# --- comparing --------------------------------------------------------------------------------
+
+
+def _bad(outcome: str) -> bool:
+    return outcome not in GOOD
+
+
+def _ms(value: float | None) -> str:
+    return f"{value:.1f} ms" if value is not None else "-"
+
+
+def _why(entry: dict[str, Any]) -> str:
+    return str(entry.get("reason") or normalized_signature(entry) or "")
+
+
+def classify(key: Key, old: dict[str, Any] | None, new: dict[str, Any] | None, threshold: float) -> Verdict:
+    """The one verdict for a key; the first rule that applies wins."""
+    if old is None:
+        assert new is not None
+        return Verdict("new scenario", key, None, new, f"{new['outcome']}")
+    if new is None:
+        return Verdict("removed scenario", key, old, None, f"was {old['outcome']}")
+    was, now = old["outcome"], new["outcome"]
+    transition = f"{was} -> {now}"
+    if was == "xfailed" and now == "xpassed":
+        return Verdict(
+            "expected failure now passes", key, old, new,
+            f"{transition}: CRIU learned something new, update the scenario",
+        )
+    if not _bad(was) and _bad(now):
+        why = _why(new)
+        return Verdict("new failure", key, old, new, transition + (f": {why}" if why else ""))
+    if _bad(was) and not _bad(now):
+        return Verdict("fixed", key, old, new, transition)
+    old_sig, new_sig = normalized_signature(old), normalized_signature(new)
+    if old_sig and new_sig and old_sig != new_sig:
+        return Verdict("signature changed", key, old, new, f"{old_sig!r} -> {new_sig!r}")
+    if _bad(was):
+        why = _why(new)
+        return Verdict("still failing", key, old, new, transition + (f": {why}" if why else ""))
+    if was != now:
+        return Verdict("outcome changed", key, old, new, transition)
+    before, after = median_downtime(old), median_downtime(new)
+    if before is None and after is None:
+        return Verdict("unchanged", key, old, new, now)
+    trend = f"{now}, median downtime {_ms(before)} -> {_ms(after)}"
+    if before is not None and after is not None and before > 0:
+        change = after / before - 1
+        trend += f" ({change:+.0%})"
+        if change > threshold:
+            return Verdict("downtime regression", key, old, new, f"{trend}, threshold +{threshold:.0%}")
+    return Verdict("unchanged", key, old, new, trend)
+
+
+def compare(
+    old: dict[str, Any],
+    new: dict[str, Any],
+    threshold: float = DEFAULT_THRESHOLD,
+    old_name: str = "old",
+    new_name: str = "new",
+) -> Comparison:
+    """Compare two results (as loaded by load_results), key by key."""
+    if threshold < 0:
+        raise UsageError(f"threshold must be at least 0, not {threshold}")
+    olds = {_key(e, old): e for e in old["scenarios"]}
+    news = {_key(e, new): e for e in new["scenarios"]}
+    keys = list(news) + [k for k in olds if k not in news]
+    verdicts = [classify(k, olds.get(k), news.get(k), threshold) for k in keys]
+    order = {kind: i for i, kind in enumerate(KINDS)}
+    verdicts.sort(key=lambda v: order[v.kind])  # stable: within a kind, the new run's order
+    return Comparison(old_name, new_name, threshold, verdicts)
+
+
+def compare_paths(old: Path, new: Path, threshold: float = DEFAULT_THRESHOLD) -> Comparison:
+    return compare(load_results(old), load_results(new), threshold, str(old), str(new))

@@ -1,0 +1,53 @@
+"""The Vagrantfile provisions the VM with the same scripts CI uses (.ci/run -> make test ->
+make setup -> scripts/install-criu), so the VM and CI cannot drift apart.
+
+Read as text: there is no Ruby (and no Vagrant) on the machines that run these tests.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def make_target(name: str) -> tuple[list[str], list[str]]:
+    """A Makefile target's prerequisites and recipe lines."""
+    text = (ROOT / "Makefile").read_text()
+    m = re.search(rf"^{name}:(?P<deps>[^\n]*)\n(?P<recipe>(?:\t[^\n]*\n)*)", text, re.M)
+    assert m, f"no {name} target in the Makefile"
+    return m.group("deps").split(), [line.strip() for line in m.group("recipe").splitlines()]
+
+
+def provision_script() -> str:
+    text = (ROOT / "Vagrantfile").read_text()
+    m = re.search(r'config\.vm\.provision\s+"shell".*?<<-SHELL\n(?P<body>.*?)\n\s*SHELL', text, re.S)
+    assert m, "the Vagrantfile has no inline shell provisioner"
+    return m.group("body")
+
+
+def test_the_vm_is_a_debian_12_box_with_2_cpus_and_4_gb() -> None:
+    text = (ROOT / "Vagrantfile").read_text()
+    assert re.search(r'config\.vm\.box\s*=\s*"debian/bookworm64"', text)
+    for provider in ("libvirt", "virtualbox"):
+        assert f'config.vm.provider "{provider}"' in text
+    assert len(re.findall(r"\.cpus\s*=\s*2\b", text)) == 2
+    assert len(re.findall(r"\.memory\s*=\s*4096\b", text)) == 2
+
+
+def test_provisioning_runs_install_criu_then_make_setup() -> None:
+    lines = [line.strip() for line in provision_script().splitlines()]
+    install = lines.index("/vagrant/scripts/install-criu")
+    setup = lines.index("make -C /vagrant setup")
+    assert install < setup
+    assert (ROOT / "scripts" / "install-criu").stat().st_mode & 0o111
+
+
+def test_ci_reaches_the_same_script_through_make() -> None:
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert re.search(r"^make test$", ci, re.M)
+    deps, _ = make_target("test")
+    assert "setup" in deps
+    _, recipe = make_target("setup")
+    assert any(line.startswith("scripts/install-criu") for line in recipe)
