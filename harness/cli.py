@@ -12,14 +12,15 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from harness import report, scenario
+from harness import artifacts, compare, matrix, preflight, report, reproduce, scenario
 from harness.criu import BACKENDS, get_backend
 from harness.errors import HarnessError, UsageError
 from harness.plan import PLANS
 from harness.result import RunReport
 from harness.runner import ScenarioRun
 
-DEFAULT_SCENARIOS = ("dgram-echo", "stream-echo")
+# stream-tree right after stream-echo: the same pair, forked from one parent, migrates.
+DEFAULT_SCENARIOS = ("dgram-echo", "stream-echo", "stream-tree")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -36,6 +37,11 @@ def _run(args: argparse.Namespace) -> int:
     run = RunReport(criu_version=backend.criu.version(), backend=backend.name)
     print(report.header(run), flush=True)
     artifacts_into = args.report / "artifacts" if args.report else None
+    # One column for every name[plan], so the plans' lines line up side by side.
+    width = max(
+        [16, *(len(s.name) + (len(p) + 2 if p not in (None, "server-first") else 0)
+               for s in scenarios for p in plans)]
+    )
     for s in scenarios:
         for plan in plans:
             result = ScenarioRun(
@@ -47,8 +53,8 @@ def _run(args: argparse.Namespace) -> int:
                 artifacts_into=artifacts_into,
             ).run()
             run.scenarios.append(result)
-            print(report.line(result), flush=True)
-            if not result.ok and result.reason:
+            print(report.line(result, width), flush=True)
+            if (not result.ok or result.outcome == "skipped") and result.reason:
                 print(f"    why: {result.reason}", flush=True)
     good = sum(1 for s in run.scenarios if s.ok)
     print(f"{good} of {len(run.scenarios)} scenario(s) as expected")
@@ -69,6 +75,56 @@ def _list(args: argparse.Namespace) -> int:
         expect = s.expect.outcome + (f" ({s.expect.action})" if s.expect.outcome == "fails" else "")
         print(f"{s.name:<16} {expect:<16} {s.description}")
     return 2 if problems else 0
+
+
+def _restore(args: argparse.Namespace) -> int:
+    attempts = reproduce.retry_restore(
+        args.dir, backend=args.backend, role=args.role, cycle=args.cycle, binary=args.criu_binary
+    )
+    print("\n".join(reproduce.describe(attempts)))
+    return 0 if all(a.ok for a in attempts) else 1
+
+
+def _bundle(args: argparse.Namespace) -> int:
+    print(artifacts.bundle(args.dir, args.output))
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    pre = preflight.run(args.criu_binary)
+    print(preflight.table(pre))
+    return 0 if pre.ok else 1
+
+
+def _matrix(args: argparse.Namespace) -> int:
+    night = matrix.Night(
+        out=args.out,
+        names=args.scenarios or (),
+        backends=args.backends or list(BACKENDS),
+        iterations=args.iterations,
+        threshold=args.threshold,
+        previous=args.previous,
+        criu_binary=args.criu_binary,
+    )
+    return 0 if night.run(lambda line: print(line, flush=True)).ok else 1
+
+
+def _compare(args: argparse.Namespace) -> int:
+    result = compare.compare_paths(args.old, args.new, args.threshold)
+    for line in result.lines():
+        print(line)
+    print(result.summary())
+    return 1 if result.regressions else 0
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be at least 0, not {value}")
+    return value
 
 
 def _positive(text: str) -> int:
@@ -102,6 +158,51 @@ def build_parser() -> argparse.ArgumentParser:
 
     lst = commands.add_parser("list", help="list the built-in scenarios")
     lst.set_defaults(func=_list)
+
+    rst = commands.add_parser("restore", help="retry the restore from a kept run's images")
+    rst.add_argument("dir", type=Path, metavar="DIR",
+                     help="a kept run directory, or an unpacked bundle")
+    rst.add_argument("--backend", choices=sorted(BACKENDS), default=None,
+                     help="how to drive CRIU (default: as the run did)")
+    rst.add_argument("--role", help="restore only this role (default: every role, in the run's order)")
+    rst.add_argument("--cycle", type=_positive, help="which migration's images (default: the last)")
+    rst.add_argument("--criu-binary", metavar="PATH", help="the criu binary (default: criu on PATH)")
+    rst.set_defaults(func=_restore)
+
+    bnd = commands.add_parser("bundle", help="pack a kept run directory into one .tar.gz")
+    bnd.add_argument("dir", type=Path, metavar="DIR", help="a kept run directory")
+    bnd.add_argument("-o", "--output", type=Path, metavar="FILE",
+                     help="the bundle to write (default: DIR.tar.gz)")
+    bnd.set_defaults(func=_bundle)
+
+    chk = commands.add_parser("check", help="can migrations run here? root, criu check, features")
+    chk.add_argument("--criu-binary", metavar="PATH", help="the criu binary (default: criu on PATH)")
+    chk.set_defaults(func=_check)
+
+    mtx = commands.add_parser(
+        "matrix", help="the nightly matrix: every scenario x backend x plan, into a dated directory"
+    )
+    mtx.add_argument("--scenarios", nargs="+", metavar="SCENARIO",
+                     help="only these built-in names or scenario files (default: every built-in)")
+    mtx.add_argument("--backends", nargs="+", choices=sorted(BACKENDS), metavar="BACKEND",
+                     help=f"only these backends (default: {' '.join(BACKENDS)})")
+    mtx.add_argument("--iterations", type=_positive, default=1,
+                     help="migrate each running workload N times")
+    mtx.add_argument("--out", type=Path, default=matrix.DEFAULT_OUT, metavar="DIR",
+                     help=f"base directory of the dated result directories (default: {matrix.DEFAULT_OUT})")
+    mtx.add_argument("--previous", type=Path, metavar="DIR",
+                     help="compare with these results (default: the latest dated directory in --out)")
+    mtx.add_argument("--threshold", type=_fraction, default=compare.DEFAULT_THRESHOLD,
+                     help="median downtime growth that counts as a regression (default: 0.2 = +20%%)")
+    mtx.add_argument("--criu-binary", metavar="PATH", help="the criu binary (default: criu on PATH)")
+    mtx.set_defaults(func=_matrix)
+
+    cmp = commands.add_parser("compare", help="compare two runs' results; exit 1 on a regression")
+    cmp.add_argument("old", type=Path, metavar="OLD", help="results.json, or a directory holding one")
+    cmp.add_argument("new", type=Path, metavar="NEW", help="results.json, or a directory holding one")
+    cmp.add_argument("--threshold", type=_fraction, default=compare.DEFAULT_THRESHOLD,
+                     help="median downtime growth that counts as a regression (default: 0.2 = +20%%)")
+    cmp.set_defaults(func=_compare)
     return parser
 
 

@@ -12,15 +12,19 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from harness import preflight
+from harness.artifacts import write_artifacts
 from harness.criu import Backend, CriuOptions
 from harness.criu.log import error_lines, message
 from harness.errors import CriuError, HarnessError, VerificationError, WorkloadError
+from harness.fingerprint import Inspection, describe
 from harness.migration import Migration, MigrationRecord
 from harness.plan import Plan, get_plan
 from harness.process import Supervisor, Workload
-from harness.result import CycleResult, ScenarioResult
+from harness.result import CycleResult, DowntimeSummary, ScenarioResult
 from harness.rundir import RunDir
 from harness.scenario import Expectation, ProcessSpec, Scenario
+from harness.stats import image_bytes, read_stats
 from harness.verification import (
     Accounting,
     EventProgress,
@@ -45,6 +49,8 @@ class ScenarioRun:
         iterations: int = 1,
         keep: str = "failed",
         artifacts_into: Path | None = None,
+        fingerprint: bool = True,
+        run_dir: RunDir | None = None,
     ) -> None:
         if keep not in KEEP:
             raise HarnessError(f"keep must be one of {', '.join(KEEP)}, not {keep!r}")
@@ -58,6 +64,12 @@ class ScenarioRun:
         self.iterations = iterations
         self.keep = keep
         self.artifacts_into = artifacts_into
+        # Compare each process's visible state before the dump and after the restore. The
+        # looks are taken while the workload is stopped, so they add to the downtime (a few ms).
+        self.fingerprint = fingerprint
+        # A caller may make the run directory first, to know its paths before the run (the
+        # pytest fixture does); the run then owns it like one of its own.
+        self._given_run_dir = run_dir
         self.run_dir: RunDir | None = None
         self.workloads: dict[str, Workload] = {}
 
@@ -69,7 +81,7 @@ class ScenarioRun:
             plan=self.plan.name,
         )
         started = time.monotonic()
-        self.run_dir = RunDir(self.scenario.name)
+        self.run_dir = self._given_run_dir or RunDir(self.scenario.name)
         interrupted: BaseException | None = None
         try:
             with Supervisor() as supervisor:
@@ -90,6 +102,10 @@ class ScenarioRun:
 
     def _execute(self, supervisor: Supervisor, result: ScenarioResult) -> None:
         assert self.run_dir is not None
+        # A scenario needing a CRIU feature this kernel lacks cannot pass or fail here.
+        if missing := preflight.missing_features(self.scenario.features, self.backend.criu.path):
+            result.outcome, result.reason = "skipped", preflight.skip_reason(missing)
+            return
         self._build()
         for spec in self.scenario.processes:
             workload = supervisor.spawn(
@@ -125,13 +141,26 @@ class ScenarioRun:
         def options_for(role: str, action: str) -> CriuOptions:
             return self.scenario.criu.options(action, images / role, f"{action}.log")
 
-        record = Migration(self.backend, self.plan, options_for).run(self.workloads)
+        looks = Inspection(self.plan.freeze) if self.fingerprint else None
+        record = Migration(
+            self.backend,
+            self.plan,
+            options_for,
+            before_dump=looks.before_dump if looks else None,
+            after_restore=looks.after_restore if looks else None,
+        ).run(self.workloads)
         cycle = CycleResult(
             cycle=n,
             outcome="failed",
             phases=[asdict(p) for p in record.phases],
             calls=[_call_json(c) for c in record.calls],
+            stats=self._stats(record, images),
         )
+        differences = looks.differences() if looks and record.error is None else []
+        allowed = self.expect.allowed_differences
+        cycle.differences = [{**asdict(d), "allowed": d.allowed_by(allowed)} for d in differences]
+        unexpected = [d for d in differences if not d.allowed_by(allowed)]
+        changed = [f"visible state changed: {describe(unexpected)}"] if unexpected else []
         verify = self.scenario.verify
         if record.error is not None:
             self._failed_migration(cycle, record, progress)
@@ -147,7 +176,7 @@ class ScenarioRun:
         try:
             progress.wait(mark, verify.min_progress, verify.deadline)
         except VerificationError as exc:
-            cycle.reason = f"{exc}; {self._tails()}"
+            cycle.reason = "; ".join([f"{exc}; {self._tails()}", *changed])
             return cycle
         if isinstance(progress, EventProgress):
             events = read_events(progress.path)
@@ -167,10 +196,29 @@ class ScenarioRun:
                 for e in events
                 if e.get("event") == "received" and window[0] - 1 <= e["ts"] <= window[1] + 1
             ]
-        problems = self._over_limits(cycle.messages_lost, cycle.client_errors, 0)
+        problems = [*changed, *self._over_limits(cycle.messages_lost, cycle.client_errors, 0)]
         cycle.outcome = "failed" if problems else "passed"
         cycle.reason = "; ".join(problems)
+        if cycle.outcome == "passed" and self.keep != "always":
+            _drop_pages(images)  # many cycles of a passing run must not fill the disk
         return cycle
+
+    def _stats(self, record: MigrationRecord, images: Path) -> dict[str, Any]:
+        """Per role: CRIU's statistics, the image size and the harness's time per step."""
+        stats: dict[str, Any] = {}
+        for role in self.plan.dump:
+            steps: dict[str, float] = {}
+            for p in record.phases:
+                if p.role == role:
+                    steps[f"{p.step}_ms"] = round(steps.get(f"{p.step}_ms", 0.0) + p.duration_ms, 3)
+            try:
+                criu = read_stats(images / role).to_json()
+            except HarnessError as exc:
+                criu = {"error": str(exc)}
+            stats[role] = {
+                "criu": criu, "image_bytes": image_bytes(images / role), "harness": steps,
+            }
+        return stats
 
     def _failed_migration(self, cycle: CycleResult, record: MigrationRecord, progress: Progress) -> None:
         err = record.error
@@ -220,6 +268,7 @@ class ScenarioRun:
         result.criu_error = last.criu_error
         downtimes = [c.downtime_ms for c in cycles if c.downtime_ms is not None]
         result.downtime_ms = max(downtimes) if downtimes else None
+        result.downtime_summary = DowntimeSummary.of(cycles)
         if isinstance(progress, EventProgress):
             acc = Accounting.from_events(read_events(progress.path))
             result.messages_lost, result.duplicates = acc.messages_lost, acc.duplicates
@@ -237,7 +286,9 @@ class ScenarioRun:
             result.outcome, result.reason = "failed", last.reason
             return
         dead = [name for name, w in self.workloads.items() if not w.alive()]
-        problems = self._over_limits(result.messages_lost, result.client_errors, result.duplicates)
+        problems = self._over_limits(
+            result.messages_lost, result.client_errors, result.duplicates, len(cycles)
+        )
         if dead:
             problems.append(f"not running at the end: {', '.join(dead)}")
         result.outcome = "failed" if problems else "passed"
@@ -245,14 +296,15 @@ class ScenarioRun:
             f"{len(cycles)} migration(s) verified" if len(cycles) > 1 else "migrated and verified"
         )
 
-    def _over_limits(self, lost: int, errors: int, duplicates: int) -> list[str]:
+    def _over_limits(self, lost: int, errors: int, duplicates: int, cycles: int = 1) -> list[str]:
+        """What is over the scenario's limits; the limits are per migration, so a whole run of
+        several cycles may lose that much in each."""
         problems = []
-        if lost > self.expect.max_lost:
-            problems.append(f"{lost} message(s) lost (at most {self.expect.max_lost} expected)")
-        if errors > self.expect.max_client_errors:
-            problems.append(
-                f"{errors} client error(s) (at most {self.expect.max_client_errors} expected)"
-            )
+        max_lost, max_errors = self.expect.max_lost * cycles, self.expect.max_client_errors * cycles
+        if lost > max_lost:
+            problems.append(f"{lost} message(s) lost (at most {max_lost} expected)")
+        if errors > max_errors:
+            problems.append(f"{errors} client error(s) (at most {max_errors} expected)")
         if duplicates:
             problems.append(f"{duplicates} duplicate repl(ies)")
         return problems
@@ -325,6 +377,7 @@ class ScenarioRun:
             pass
         keep = self.keep == "always" or (self.keep == "failed" and not result.ok)
         if keep:
+            write_artifacts(rundir.path, result, self.backend)
             result.artifacts = str(rundir.keep(self.artifacts_into))
         else:
             rundir.remove()
@@ -343,6 +396,13 @@ def _call_json(call: Any) -> dict[str, Any]:
         "duration_ms": round(call.duration_s * 1e3, 3),
         "error": call.error,
     }
+
+
+def _drop_pages(images: Path) -> None:
+    """Remove the memory pages of a verified cycle's images; the logs and the small images
+    (what a reader of the artifacts looks at) stay."""
+    for pages in images.glob("*/pages-*.img"):
+        pages.unlink(missing_ok=True)
 
 
 def signature_message(sig: str | None) -> str | None:

@@ -92,6 +92,9 @@ class Expectation:
     signature: str | None = None
     max_lost: int = 0
     max_client_errors: int = 0
+    # Visible-state differences CRIU is known to cause here, as fnmatch patterns on
+    # "FIELD: BEFORE -> AFTER" (harness.fingerprint): reported, but they do not fail a cycle.
+    allowed_differences: tuple[str, ...] = ()
 
     @property
     def expected(self) -> str:
@@ -270,7 +273,7 @@ _CRIU = {
 }
 _EXPECT = {
     "outcome": str, "action": str, "signature": str, "max_lost": int, "max_client_errors": int,
-    "plan": dict,
+    "allowed_differences": list, "plan": dict,
 }
 _VERIFY = {"events": str, "log": str, "pattern": str, "min_progress": int, "deadline": float}
 
@@ -403,6 +406,9 @@ def _expectation(
     for key in ("max_lost", "max_client_errors"):
         if key in e:
             check.positive(e[key], (*where, key), zero_ok=True)
+    if "allowed_differences" in e:
+        patterns = check.strings(e["allowed_differences"], (*where, "allowed_differences"))
+        e["allowed_differences"] = tuple(patterns)
     if base is not None:
         return Expectation(**{**base.__dict__, **e})
     return Expectation(**e) if "outcome" in e else None
