@@ -6,17 +6,20 @@ VENV ?= .venv
 export PYTHON ?= python3
 ARGS ?=
 
-.PHONY: setup run test check clean
+.PHONY: setup test-setup run test clean
 
 setup:
 	scripts/setup-venv $(VENV)
 	scripts/install-criu --venv $(VENV)
+
+# What only the tests need: headless chromium for the HTML report's test.
+test-setup: setup
 	scripts/install-test-deps
 
 run: setup
 	$(VENV)/bin/criu-harness run $(ARGS)
 
-test: setup
+test: test-setup
 	$(VENV)/bin/python -m pytest $(ARGS)
 
 # Remove what the harness itself made in this checkout (never CRIU under /usr/local).

@@ -7,6 +7,7 @@ expected and 1 otherwise.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -32,11 +33,14 @@ class _Parser(argparse.ArgumentParser):
 def _run(args: argparse.Namespace) -> int:
     names = args.scenarios or list(DEFAULT_SCENARIOS)
     scenarios = [scenario.find(n) for n in names]  # all validated before anything starts
+    if os.geteuid() != 0:
+        raise UsageError("CRIU needs root: run as root (criu-harness check tells what else is missing)")
     backend = get_backend(args.backend, args.criu_binary)
     plans: list[str | None] = list(PLANS) if args.plan == "all" else [args.plan]
     run = RunReport(criu_version=backend.criu.version(), backend=backend.name)
     print(report.header(run), flush=True)
-    artifacts_into = args.report / "artifacts" if args.report else None
+    # Kept runs stay where they ran (replayable); the report gets a bundle of each.
+    bundle_into = args.report.resolve() / "artifacts" if args.report else None
     # One column for every name[plan], so the plans' lines line up side by side.
     width = max(
         [16, *(len(s.name) + (len(p) + 2 if p not in (None, "server-first") else 0)
@@ -50,7 +54,7 @@ def _run(args: argparse.Namespace) -> int:
                 plan=plan,
                 iterations=args.iterations,
                 keep="always" if args.keep else "failed",
-                artifacts_into=artifacts_into,
+                bundle_into=bundle_into,
             ).run()
             run.scenarios.append(result)
             print(report.line(result, width), flush=True)
@@ -137,6 +141,10 @@ def _positive(text: str) -> int:
     return value
 
 
+def _criu_binary(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--criu-binary", metavar="PATH", help="the criu binary (default: criu on PATH)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="criu-harness", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -153,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--report", type=Path, metavar="DIR",
                      help="write DIR/results.json, and keep failures' artifacts in DIR/artifacts")
     run.add_argument("--keep", action="store_true", help="keep artifacts of passing runs too")
-    run.add_argument("--criu-binary", metavar="PATH", help="the criu binary (default: criu on PATH)")
+    _criu_binary(run)
     run.set_defaults(func=_run)
 
     lst = commands.add_parser("list", help="list the built-in scenarios")
@@ -166,7 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="how to drive CRIU (default: as the run did)")
     rst.add_argument("--role", help="restore only this role (default: every role, in the run's order)")
     rst.add_argument("--cycle", type=_positive, help="which migration's images (default: the last)")
-    rst.add_argument("--criu-binary", metavar="PATH", help="the criu binary (default: criu on PATH)")
+    _criu_binary(rst)
     rst.set_defaults(func=_restore)
 
     bnd = commands.add_parser("bundle", help="pack a kept run directory into one .tar.gz")
@@ -176,7 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     bnd.set_defaults(func=_bundle)
 
     chk = commands.add_parser("check", help="can migrations run here? root, criu check, features")
-    chk.add_argument("--criu-binary", metavar="PATH", help="the criu binary (default: criu on PATH)")
+    _criu_binary(chk)
     chk.set_defaults(func=_check)
 
     mtx = commands.add_parser(
@@ -194,7 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="compare with these results (default: the latest dated directory in --out)")
     mtx.add_argument("--threshold", type=_fraction, default=compare.DEFAULT_THRESHOLD,
                      help="median downtime growth that counts as a regression (default: 0.2 = +20%%)")
-    mtx.add_argument("--criu-binary", metavar="PATH", help="the criu binary (default: criu on PATH)")
+    _criu_binary(mtx)
     mtx.set_defaults(func=_matrix)
 
     cmp = commands.add_parser("compare", help="compare two runs' results; exit 1 on a regression")

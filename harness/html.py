@@ -336,7 +336,8 @@ def _result(entry: dict[str, Any], i: int, directory: Path | None) -> str:
     ]
     if entry.get("criu_error"):
         parts.append(f'<p class="sig">{escape(str(entry["criu_error"]))}</p>')
-    parts.append(_artifacts_link(entry.get("artifacts") or "", directory))
+    # The bundle lies in the report directory; the run directory may be on another machine.
+    parts.append(_artifacts_link(entry.get("bundle") or entry.get("artifacts") or "", directory))
     cycles = entry.get("cycles") or []
     steps = sorted({p["step"] for c in cycles for p in c.get("phases") or []},
                    key=lambda s: list(STEP_COLOURS).index(s) if s in STEP_COLOURS else 99)

@@ -7,7 +7,7 @@ One night writes one dated directory under the base directory::
         junit.xml       the same results for CI
         compare.json    against the previous night, when there is one (and compare.txt)
         report.html     the summary table, each migration's timeline, the downtime trend
-        artifacts/      the run directories of the results that were not as expected
+        artifacts/      a .tar.gz bundle of each result that was not as expected
     reports/nightly/history.jsonl   one line per night
 """
 
@@ -211,7 +211,7 @@ class Night:
                 plan=cell.plan,
                 iterations=self.iterations,
                 keep="failed",
-                artifacts_into=artifacts,
+                bundle_into=artifacts,
             ).run()
         except HarnessError as exc:
             # A plan the scenario cannot take (roles it lacks): that cell's error, not the night's.

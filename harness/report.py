@@ -36,6 +36,8 @@ def line(result: ScenarioResult, width: int = 16) -> str:
     parts.append(f"criu: {message(result.criu_error) if result.criu_error else '-'}")
     if result.artifacts:
         parts.append(f"artifacts: {result.artifacts}")
+    if result.bundle:
+        parts.append(f"bundle: {result.bundle}")
     return "  ".join(parts)
 
 

@@ -93,7 +93,8 @@ class ScenarioResult:
     downtime_ms: float | None = None
     criu_error: str | None = None
     resumed_after_failure: bool | None = None
-    artifacts: str = ""
+    artifacts: str = ""  # the kept run directory ("" when it was removed)
+    bundle: str | None = None  # its .tar.gz in the report directory, if there is one
     reason: str = ""
     duration_s: float = 0.0
     cycles: list[CycleResult] = field(default_factory=list)

@@ -14,12 +14,15 @@ PREFIX = "criu-harness-"
 class RunDir:
     """A directory made with mkdtemp (mode 0700) for one scenario run.
 
-    Only this directory is ever deleted, and only when it is still the directory the harness
-    made (not replaced by a link): the harness runs as root.
+    It lives in the system's temp directory, whose short path leaves room for the run's unix
+    socket paths (at most 107 bytes), and it is never moved: CRIU images name the files a
+    process had open by absolute path, so a moved run could not be restored again. Only this
+    directory is ever deleted, and only while it is still the directory the harness made (not
+    replaced by a link): the harness runs as root.
     """
 
-    def __init__(self, name: str, base: Path | None = None) -> None:
-        self.path = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{name}-", dir=base))
+    def __init__(self, name: str) -> None:
+        self.path = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{name}-"))
         os.chmod(self.path, 0o700)
         self._ino = os.lstat(self.path).st_ino
 
@@ -41,14 +44,3 @@ class RunDir:
     def remove(self) -> None:
         if self._ours():
             shutil.rmtree(self.path)
-
-    def keep(self, into: Path | None = None) -> Path:
-        """Keep the run's files; with into, move them there (for a report directory)."""
-        if into is None or not self._ours():
-            return self.path
-        into.mkdir(parents=True, exist_ok=True)
-        dest = into / self.path.name.removeprefix(PREFIX)
-        shutil.move(str(self.path), dest)
-        self.path = dest
-        self._ino = os.lstat(dest).st_ino
-        return dest

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from harness import preflight
-from harness.artifacts import write_artifacts
+from harness.artifacts import bundle, write_artifacts
 from harness.criu import Backend, CriuOptions
-from harness.criu.log import error_lines, message
+from harness.criu.log import error_lines
 from harness.errors import CriuError, HarnessError, VerificationError, WorkloadError
 from harness.fingerprint import Inspection, describe
 from harness.migration import Migration, MigrationRecord
@@ -48,7 +48,7 @@ class ScenarioRun:
         plan: str | None = None,
         iterations: int = 1,
         keep: str = "failed",
-        artifacts_into: Path | None = None,
+        bundle_into: Path | None = None,
         fingerprint: bool = True,
         run_dir: RunDir | None = None,
     ) -> None:
@@ -63,7 +63,9 @@ class ScenarioRun:
         self.expect: Expectation = scenario.expectation(self.plan.name)
         self.iterations = iterations
         self.keep = keep
-        self.artifacts_into = artifacts_into
+        # A report's directory: a kept run is also packed there as one .tar.gz, so the report
+        # holds its evidence while the run directory stays where it ran, replayable.
+        self.bundle_into = bundle_into
         # Compare each process's visible state before the dump and after the restore. The
         # looks are taken while the workload is stopped, so they add to the downtime (a few ms).
         self.fingerprint = fingerprint
@@ -72,6 +74,8 @@ class ScenarioRun:
         self._given_run_dir = run_dir
         self.run_dir: RunDir | None = None
         self.workloads: dict[str, Workload] = {}
+        # After the expected CRIU failure: did the workload go on? (None: no such failure.)
+        self._resumed: bool | None = None
 
     def run(self) -> ScenarioResult:
         result = ScenarioResult(
@@ -182,9 +186,12 @@ class ScenarioRun:
             events = read_events(progress.path)
             window = (record.started, time.time())
             cycle.downtime_ms = Accounting.from_events(events, window).downtime_ms
+            lost = lost_seqs(events)
+            # A message lost by this migration was sent during it, or while it was about to
+            # start (the client's timeout is seconds, not minutes).
             cycle.messages_lost = sum(
                 1 for e in events
-                if e.get("event") == "sent" and e["seq"] in lost_seqs(events)
+                if e.get("event") == "sent" and e["seq"] in lost
                 and window[0] - 5 <= e["ts"] <= window[1]
             )
             cycle.client_errors = sum(
@@ -234,6 +241,7 @@ class ScenarioRun:
             cycle.reason = f"criu {record.failed_step} failed: {err}{wanted}"
             return
         # The expected failure: now the workload must live on as if nothing happened.
+        self._resumed = False
         dead = [name for name, w in self.workloads.items() if not w.alive()]
         if dead:
             cycle.outcome = "failed"
@@ -245,6 +253,7 @@ class ScenarioRun:
         except VerificationError as exc:
             cycle.outcome, cycle.reason = "failed", f"after the expected failure: {exc}"
             return
+        self._resumed = True
         cycle.outcome = "xfailed"
         cycle.reason = "failed as expected; the workload kept running"
 
@@ -278,9 +287,7 @@ class ScenarioRun:
         if self.expect.outcome == "fails":
             result.outcome = last.outcome
             result.reason = last.reason
-            result.resumed_after_failure = last.outcome == "xfailed" or None
-            if last.outcome == "failed" and last.criu_error and "not running" in last.reason:
-                result.resumed_after_failure = False
+            result.resumed_after_failure = self._resumed
             return
         if last.outcome != "passed":
             result.outcome, result.reason = "failed", last.reason
@@ -378,7 +385,11 @@ class ScenarioRun:
         keep = self.keep == "always" or (self.keep == "failed" and not result.ok)
         if keep:
             write_artifacts(rundir.path, result, self.backend)
-            result.artifacts = str(rundir.keep(self.artifacts_into))
+            result.artifacts = str(rundir.path)
+            if self.bundle_into is not None:
+                self.bundle_into.mkdir(parents=True, exist_ok=True)
+                target = self.bundle_into / f"{rundir.path.name}.tar.gz"
+                result.bundle = str(bundle(rundir.path, target))
         else:
             rundir.remove()
             result.artifacts = ""
@@ -404,6 +415,3 @@ def _drop_pages(images: Path) -> None:
     for pages in images.glob("*/pages-*.img"):
         pages.unlink(missing_ok=True)
 
-
-def signature_message(sig: str | None) -> str | None:
-    return message(sig) if sig else None

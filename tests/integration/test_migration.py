@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -48,15 +50,26 @@ def test_stream_echo_fails_by_signature_and_survives(backend_name: str) -> None:
     assert cycle.calls[0]["error"]
 
 
-def test_a_successful_dump_of_an_expected_failure_is_xpassed(backend_name: str) -> None:
+def test_a_successful_dump_of_an_expected_failure_is_xpassed(
+    backend_name: str, tmp_path: Path
+) -> None:
     # The stream pair in one tree can be dumped: claiming it fails must not pass silently.
     dgram = scenario.find("dgram-echo")
     fails = scenario.Expectation(outcome="fails", action="dump", signature="never printed")
     from dataclasses import replace
 
-    result = ScenarioRun(replace(dgram, expect=fails), get_backend(backend_name)).run()
+    result = ScenarioRun(
+        replace(dgram, expect=fails), get_backend(backend_name), bundle_into=tmp_path
+    ).run()
     assert result.outcome == "xpassed" and not result.ok
-    assert result.artifacts and Path(result.artifacts, "images").is_dir()
+    # The run directory stays where it ran (its images name files there); the report's copy
+    # is a bundle.
+    run = Path(result.artifacts)
+    assert (run / "images").is_dir() and (run / "result.json").is_file()
+    assert result.bundle == str(tmp_path / f"{run.name}.tar.gz")
+    with tarfile.open(result.bundle) as tar:
+        assert f"{run.name}/result.json" in tar.getnames()
+    shutil.rmtree(run)
 
 
 def test_cli_report(tmp_path: Path, backend_name: str, capsys: pytest.CaptureFixture[str]) -> None:

@@ -36,10 +36,10 @@ def test_the_vm_is_a_debian_12_box_with_2_cpus_and_4_gb() -> None:
     assert len(re.findall(r"\.memory\s*=\s*4096\b", text)) == 2
 
 
-def test_provisioning_runs_install_criu_then_make_setup() -> None:
+def test_provisioning_runs_install_criu_then_make_test_setup() -> None:
     lines = [line.strip() for line in provision_script().splitlines()]
     install = lines.index("/vagrant/scripts/install-criu")
-    setup = lines.index("make -C /vagrant setup")
+    setup = lines.index("make -C /vagrant test-setup")
     assert install < setup
     assert (ROOT / "scripts" / "install-criu").stat().st_mode & 0o111
 
@@ -48,6 +48,8 @@ def test_ci_reaches_the_same_script_through_make() -> None:
     ci = (ROOT / ".ci" / "run").read_text()
     assert re.search(r"^make test$", ci, re.M)
     deps, _ = make_target("test")
+    assert "test-setup" in deps
+    deps, _ = make_target("test-setup")
     assert "setup" in deps
     _, recipe = make_target("setup")
     assert any(line.startswith("scripts/install-criu") for line in recipe)
