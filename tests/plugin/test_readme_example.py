@@ -1,4 +1,4 @@
-"""The examples docs/own-programs.md shows, verbatim: if they break, the documentation lies."""
+"""The examples the README and docs/own-programs.md show, verbatim: if they break, the docs lie."""
 
 from __future__ import annotations
 
