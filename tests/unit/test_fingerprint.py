@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
+import psutil
 import pytest
 
 from harness.errors import WorkloadError
@@ -25,6 +26,7 @@ from harness.fingerprint import (
     take,
     take_tree,
 )
+from harness.waiting import wait_for
 
 
 def fp(**kw: object) -> Fingerprint:
@@ -136,6 +138,8 @@ def child(tmp_path: Path) -> Iterator[subprocess.Popen[str]]:
 
 def test_take_describes_a_live_process(child: subprocess.Popen[str], tmp_path: Path) -> None:
     os.kill(child.pid, signal.SIGSTOP)
+    # The signal is asynchronous: look once the kernel reports the task stopped.
+    wait_for(lambda: psutil.Process(child.pid).status() == psutil.STATUS_STOPPED, timeout=5)
     print_ = take(child.pid)
     assert print_.pid == child.pid and print_.state == "T"
     assert print_.cwd == str(tmp_path)
