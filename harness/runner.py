@@ -30,7 +30,7 @@ from harness.verification import (
     EventProgress,
     LogProgress,
     Progress,
-    lost_seqs,
+    losses_between,
     read_events,
 )
 from harness.waiting import DeadlinePassed, wait_for
@@ -76,6 +76,8 @@ class ScenarioRun:
         self.workloads: dict[str, Workload] = {}
         # After the expected CRIU failure: did the workload go on? (None: no such failure.)
         self._resumed: bool | None = None
+        # Wall-clock time up to which the client's messages are accounted to a cycle.
+        self._verified_until = 0.0
 
     def run(self) -> ScenarioResult:
         result = ScenarioResult(
@@ -186,18 +188,10 @@ class ScenarioRun:
             events = read_events(progress.path)
             window = (record.started, time.time())
             cycle.downtime_ms = Accounting.from_events(events, window).downtime_ms
-            lost = lost_seqs(events)
-            # A message lost by this migration was sent during it, or while it was about to
-            # start (the client's timeout is seconds, not minutes).
-            cycle.messages_lost = sum(
-                1 for e in events
-                if e.get("event") == "sent" and e["seq"] in lost
-                and window[0] - 5 <= e["ts"] <= window[1]
-            )
-            cycle.client_errors = sum(
-                1 for e in events
-                if e.get("event") == "error" and window[0] <= e["ts"] <= window[1]
-            )
+            # What went wrong since the previous cycle was verified is this migration's doing
+            # (a request in flight when the freeze came counts for this one).
+            since, self._verified_until = self._verified_until, window[1]
+            cycle.messages_lost, cycle.client_errors = losses_between(events, since, window[1])
             cycle.timeline = [
                 [round(e["ts"], 4), e.get("rtt_ms", 0.0)]
                 for e in events

@@ -108,6 +108,17 @@ def lost_seqs(events: list[dict[str, Any]]) -> set[int]:
     }
 
 
+def losses_between(events: list[dict[str, Any]], since: float, until: float) -> tuple[int, int]:
+    """(messages lost, client errors) among the messages sent and errors seen in [since, until]."""
+    lost = lost_seqs(events)
+    messages = sum(
+        1 for e in events
+        if e.get("event") == "sent" and e["seq"] in lost and since <= e["ts"] <= until
+    )
+    errors = sum(1 for e in events if e.get("event") == "error" and since <= e["ts"] <= until)
+    return messages, errors
+
+
 class Progress:
     """How the harness sees a workload make progress: ``mark()`` now, then count what came
     after the mark. Two kinds: the echo event log and new log lines matching a pattern."""

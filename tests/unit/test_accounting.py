@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.verification import Accounting, largest_gap_ms, lost_seqs
+from harness.verification import Accounting, largest_gap_ms, losses_between, lost_seqs
 
 
 def ev(event: str, seq: int, ts: float, **kw: Any) -> dict[str, Any]:
@@ -60,3 +60,14 @@ def test_downtime_is_the_gap_across_the_migration_window() -> None:
     assert largest_gap_ms(times, window=(0.03, 0.4)) == 480.0
     assert largest_gap_ms(times) == 1490.0
     assert largest_gap_ms([1.0]) is None
+
+
+def test_losses_are_counted_once_per_cycle() -> None:
+    # Two migrations, each losing its in-flight message: each cycle counts only its own.
+    events = round_trips(range(1, 3)) + [ev("sent", 3, 0.05), ev("timeout", 3, 1.05)]
+    events += round_trips(range(4, 6), start=1.1)
+    events += [ev("sent", 6, 1.2), ev("error", 6, 1.2, error="refused"), ev("timeout", 6, 2.2)]
+    events += round_trips(range(7, 9), start=2.3)
+    assert losses_between(events, 0.0, 1.15) == (1, 0)
+    assert losses_between(events, 1.15, 3.0) == (1, 1)
+    assert losses_between(events, 0.0, 3.0) == (2, 1)
