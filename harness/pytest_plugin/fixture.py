@@ -1,31 +1,29 @@
-"""The pytest plugin: migrate your own programs from a test, and run scenario files as tests.
-
-A thin front over the core, like the command line: the ``migration`` fixture builds a
-:class:`~harness.scenario.Scenario` in memory and runs it through
-:class:`~harness.runner.ScenarioRun`; ``pytest scenarios/`` runs each scenario file the same way.
-Registered through the ``pytest11`` entry point, so installing criu-harness enables it.
-"""
+"""The ``migration`` fixture: declare your own processes, migrate them, get the result."""
 
 from __future__ import annotations
 
 import os
 import re
-import tomllib
-from collections.abc import Generator, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from harness import scenario as scenario_files
-from harness.criu import BACKENDS, Backend, get_backend
-from harness.criu.log import message
-from harness.errors import HarnessError, UsageError
+from harness.criu import Backend
+from harness.errors import UsageError
 from harness.plan import DEFAULT_PLAN
+from harness.pytest_plugin.reporting import record_properties
+from harness.pytest_plugin.settings import (
+    CALL_REPORT,
+    FIXTURE,
+    CriuSettings,
+    require_criu,
+)
 from harness.result import ScenarioResult
 from harness.rundir import RunDir
-from harness.runner import KEEP, ScenarioRun
+from harness.runner import ScenarioRun
 from harness.scenario import (
     CRIU_FLAGS,
     Build,
@@ -34,95 +32,13 @@ from harness.scenario import (
     ProcessSpec,
     Ready,
     Scenario,
-    ScenarioError,
     Verify,
 )
 
-__all__ = ["CriuSettings", "MigrationFixture", "ScenarioItem", "SpawnedProcess", "criu_unavailable"]
-
-_SETTINGS = pytest.StashKey["CriuSettings"]()
-_RESULT = pytest.StashKey[ScenarioResult]()
-_CALL_REPORT = pytest.StashKey[pytest.TestReport]()
-_FIXTURE = pytest.StashKey["MigrationFixture"]()
 # The keys a fixture's criu= mapping takes: those of a scenario file's [criu] table.
 _CRIU_KEYS = (*CRIU_FLAGS, "network_lock", "extra_args")
 # A unix socket path holds at most 107 bytes: keep the run directory's name short.
 _NAME_MAX = 24
-
-
-# --- options and markers ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class CriuSettings:
-    """The command line's CRIU choices, for every migration of the session."""
-
-    backend: str = "rpc"
-    binary: str | None = None
-    keep: str = "failed"
-
-
-def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("criu-harness", "CRIU live migration (criu-harness)")
-    group.addoption("--criu-backend", choices=sorted(BACKENDS), default="rpc",
-                    help="how to drive CRIU: rpc (pycriu) or cli (the criu binary); default rpc")
-    group.addoption("--criu-binary", metavar="PATH", default=None,
-                    help="the criu binary (default: $CRIU_BINARY, else criu on PATH)")
-    group.addoption("--keep-artifacts", choices=KEEP, default="failed",
-                    help="keep run directories (images, CRIU logs, process output): "
-                         "always, failed (default) or never")
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.stash[_SETTINGS] = CriuSettings(
-        backend=config.getoption("criu_backend"),
-        binary=config.getoption("criu_binary"),
-        keep=config.getoption("keep_artifacts"),
-    )
-    config.addinivalue_line(
-        "markers", "criu: needs a working CRIU and root (fails instead of skipping under CI=true)"
-    )
-    config.addinivalue_line(
-        "markers",
-        "criu_xfail(signature, action='dump'): the test's migration must fail at action with "
-        "signature in CRIU's log (strict: a migration that succeeds fails the test)",
-    )
-
-
-@pytest.fixture(scope="session")
-def criu_settings(pytestconfig: pytest.Config) -> CriuSettings:
-    """The session's --criu-backend, --criu-binary and --keep-artifacts."""
-    return pytestconfig.stash[_SETTINGS]
-
-
-# --- is CRIU there? -----------------------------------------------------------------------------
-
-
-def criu_unavailable(settings: CriuSettings) -> str | None:
-    """Why no migration can run here, or None when one can."""
-    if os.geteuid() != 0:
-        return "CRIU needs root"
-    try:
-        get_backend(settings.backend, settings.binary)
-    except HarnessError as exc:
-        return str(exc)
-    return None
-
-
-def _require_criu(settings: CriuSettings) -> Backend:
-    """The session's backend; skip the test when CRIU is missing, fail it under CI=true,
-    where a missing CRIU is a broken machine rather than a developer's laptop."""
-    reason = criu_unavailable(settings)
-    if reason is not None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI=true and CRIU is not usable: {reason}", pytrace=False)
-        pytest.skip(reason)
-    return get_backend(settings.backend, settings.binary)
-
-
-def pytest_runtest_setup(item: pytest.Item) -> None:
-    if item.get_closest_marker("criu") is not None:
-        _require_criu(item.config.stash[_SETTINGS])
 
 
 # --- the migration fixture ----------------------------------------------------------------------
@@ -335,7 +251,7 @@ class MigrationFixture:
         run = ScenarioRun(scenario, self.backend, iterations=iterations, keep="always",
                           run_dir=self._rundir)
         self.result = result = run.run()
-        _record(self._properties, result)
+        record_properties(self._properties, result)
         if result.outcome == "skipped":
             pytest.skip(result.reason)
         if self._expect is not None:
@@ -413,7 +329,7 @@ def migration(
     request: pytest.FixtureRequest, criu_settings: CriuSettings
 ) -> Iterator[MigrationFixture]:
     """Declare your own processes, migrate them with CRIU and get the result."""
-    backend = _require_criu(criu_settings)
+    backend = require_criu(criu_settings)
     item = request.node
     fixture = MigrationFixture(
         _short_name(item.name),
@@ -423,199 +339,11 @@ def migration(
         expect=_xfail_expectation(item),
         properties=item.user_properties,
     )
-    item.stash[_FIXTURE] = fixture
+    item.stash[FIXTURE] = fixture
     try:
         yield fixture
     finally:
-        report = item.stash.get(_CALL_REPORT, None)
+        report = item.stash.get(CALL_REPORT, None)
         fixture._finish(test_failed=report is None or report.failed)
 
 
-# --- scenario files as tests --------------------------------------------------------------------
-
-
-def _is_scenario_file(path: Path) -> bool:
-    """A TOML file with [[process]] tables: others (pyproject.toml, say) are none of ours."""
-    try:
-        text = path.read_text(errors="replace")
-    except OSError:
-        return False
-    try:
-        data = tomllib.loads(text)
-    except ValueError:
-        # Unreadable TOML that looks like a scenario is collected, to report its error.
-        return "[[process]]" in text
-    return isinstance(data.get("process"), list)
-
-
-def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
-    if file_path.suffix == ".toml" and _is_scenario_file(file_path):
-        return ScenarioFile.from_parent(parent, path=file_path)
-    return None
-
-
-class ScenarioFile(pytest.File):
-    """A scenario file: one test, run under the session's backend."""
-
-    def collect(self) -> Iterator[ScenarioItem]:
-        try:
-            loaded = scenario_files.load(self.path)
-        except ScenarioError as exc:
-            raise self.CollectError(f"invalid scenario file:\n{exc}") from None
-        yield ScenarioItem.from_parent(self, name=loaded.name, scenario=loaded)
-
-
-class ScenarioFailed(Exception):
-    """The scenario did not end as it expects; the message says why."""
-
-
-class ScenarioItem(pytest.Item):
-    def __init__(self, *, scenario: Scenario, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.scenario = scenario
-        # -m criu selects these too; and they need CRIU like any test with the marker.
-        self.add_marker("criu")
-
-    def runtest(self) -> None:
-        settings = self.config.stash[_SETTINGS]
-        backend = _require_criu(settings)
-        result = ScenarioRun(self.scenario, backend, keep=settings.keep).run()
-        self.stash[_RESULT] = result
-        _record(self.user_properties, result)
-        if result.outcome == "skipped":  # it needs a CRIU feature this machine lacks
-            pytest.skip(result.reason)
-        if result.outcome == "xfailed":
-            pytest.xfail(f"criu {self.scenario.expect.action} failed as expected: "
-                         f"{message(result.criu_error) if result.criu_error else '-'}")
-        if result.outcome != "passed":
-            raise ScenarioFailed(f"{self.scenario.name}: {result.outcome}: {result.reason}")
-
-    def repr_failure(
-        self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None
-    ) -> str | Any:
-        if isinstance(excinfo.value, (ScenarioFailed, HarnessError)):
-            return str(excinfo.value)
-        return super().repr_failure(excinfo, style=style)
-
-    def reportinfo(self) -> tuple[Path, int | None, str]:
-        return self.path, None, f"scenario {self.scenario.name}"
-
-
-# --- reports ------------------------------------------------------------------------------------
-
-
-def _logs(result: ScenarioResult) -> list[str]:
-    """Each CRIU call's log, named by action and role (the images directory is the role's)."""
-    return [
-        f"{call['action']} of {Path(call['log']).parent.name}: {call['log']}"
-        for cycle in result.cycles
-        for call in cycle.calls
-    ]
-
-
-def _record(properties: list[tuple[str, object]], result: ScenarioResult) -> None:
-    """The result as JUnit properties (junitxml writes an item's user_properties)."""
-    props: dict[str, object] = {
-        "criu_outcome": result.outcome,
-        "criu_backend": result.backend,
-        "criu_plan": result.plan,
-        "criu_messages_lost": result.messages_lost,
-        "criu_client_errors": result.client_errors,
-        "criu_downtime_ms": "" if result.downtime_ms is None else result.downtime_ms,
-    }
-    if result.criu_error:
-        props["criu_error"] = result.criu_error
-    if not result.ok:
-        props["criu_reason"] = result.reason
-        props["criu_logs"] = "; ".join(_logs(result))
-        props["criu_artifacts"] = result.artifacts
-    properties.extend(props.items())
-
-
-def _details(result: ScenarioResult, keep: str) -> str:
-    """What a failing test's report says about its migration."""
-    lines = [
-        f"outcome:  {result.outcome} (expected: {result.expected}); backend {result.backend}, "
-        f"plan {result.plan}, {len(result.cycles)} cycle(s), {result.duration_s:.2f} s",
-        f"reason:   {result.reason or '-'}",
-        f"criu:     {result.criu_error or '-'}",
-    ]
-    if result.sent:
-        lines.append(
-            f"stats:    sent {result.sent}, answered {result.answered}, "
-            f"lost {result.messages_lost}, duplicates {result.duplicates}, "
-            f"timeouts {result.timeouts}, client errors {result.client_errors}, downtime "
-            + (f"{result.downtime_ms:.1f} ms" if result.downtime_ms is not None else "-")
-        )
-    else:
-        # Progress seen in a log by a pattern: nothing to count messages with.
-        lines.append("stats:    no echo event log, so no message accounting")
-    for cycle in result.cycles:
-        phases = ", ".join(
-            f"{p['step']} {p['role']} {(p['finished'] - p['started']) * 1e3:.0f} ms"
-            for p in cycle.phases
-        )
-        lines.append(f"cycle {cycle.cycle}: {cycle.outcome}: {phases}")
-        for role, stats in sorted(cycle.stats.items()):
-            lines.append(f"  stats of {role}: {_flat(stats)}")
-    logs = _logs(result)
-    if logs:
-        lines.append("criu logs:")
-        lines.extend(f"  {log}" for log in logs)
-    if keep == "never":
-        lines.append("artifacts: removed (--keep-artifacts=never)")
-    elif result.artifacts:
-        lines.append(f"artifacts: {result.artifacts}")
-        for name in sorted(Path(result.artifacts).glob("*.stderr")):
-            tail = _tail(name)
-            if tail:
-                lines.append(f"  {name.name}: {tail}")
-    return "\n".join(lines)
-
-
-def _flat(stats: Mapping[str, Any], prefix: str = "") -> str:
-    """Nested statistics as ``key=value`` pairs, leaving out what CRIU did not report."""
-    parts = []
-    for key, value in stats.items():
-        if isinstance(value, Mapping):
-            inner = _flat(value, f"{prefix}{key}.")
-            if inner:
-                parts.append(inner)
-        elif value is not None:
-            parts.append(f"{prefix}{key}={value}")
-    return ", ".join(parts)
-
-
-def _tail(path: Path, count: int = 3) -> str:
-    try:
-        text = path.read_text(errors="replace").strip().splitlines()
-    except OSError:
-        return ""
-    return " | ".join(text[-count:])
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(
-    item: pytest.Item, call: pytest.CallInfo[None]
-) -> Generator[None, Any, None]:
-    outcome = yield
-    report: pytest.TestReport = outcome.get_result()
-    if report.when != "call":
-        return
-    item.stash[_CALL_REPORT] = report
-    fixture = item.stash.get(_FIXTURE, None)
-    result = fixture.result if fixture is not None else item.stash.get(_RESULT, None)
-    expect = fixture._expect if fixture is not None else None
-    # --runxfail reports expected failures as plain passes, as it does for pytest's xfail.
-    if expect is not None and report.passed and not item.config.option.runxfail:
-        if result is None:
-            report.outcome = "failed"
-            report.longrepr = "criu_xfail: the test ran no migration (call migration.run())"
-        elif result.outcome == "xfailed":
-            # Reported like pytest's own xfail: the failure was expected and it happened.
-            report.outcome = "skipped"
-            why = message(result.criu_error) if result.criu_error else "-"
-            report.wasxfail = f"criu {expect.action} failed as expected: {why}"
-    if report.failed and result is not None:
-        keep = item.config.stash[_SETTINGS].keep
-        report.sections.append(("criu migration", _details(result, keep)))
