@@ -157,7 +157,8 @@ def load_results(path: Path) -> dict[str, Any]:
         for s in scenarios
     ):
         raise UsageError(f"{file}: not a results file: no list of scenarios with name and outcome")
-    return data
+    results: dict[str, Any] = data
+    return results
 
 
 def _key(entry: dict[str, Any], run: dict[str, Any]) -> Key:

@@ -62,7 +62,7 @@ svg text { font: 11px system-ui, sans-serif; fill: #333; }
 def _nice_step(span: float, target: int = 8) -> float:
     """A round tick interval (1, 2 or 5 times a power of ten) giving about target ticks."""
     raw = max(span / target, 1e-9)
-    power = 10 ** math.floor(math.log10(raw))
+    power = 10.0 ** math.floor(math.log10(raw))
     return next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
 
 
@@ -113,7 +113,7 @@ def timeline_svg(cycle: dict[str, Any], width: int = 960) -> str:
         return left + (ms - lo) / (hi - lo) * inner
 
     rtts = [max(y, 0.01) for _, y in shown] or [1.0]
-    y_lo = 10 ** math.floor(math.log10(min(rtts)))
+    y_lo = 10.0 ** math.floor(math.log10(min(rtts)))
     y_hi = 10 ** math.ceil(math.log10(max(rtts) * 1.01))
     if y_hi <= y_lo:
         y_hi = y_lo * 10
@@ -166,18 +166,18 @@ def timeline_svg(cycle: dict[str, Any], width: int = 960) -> str:
                "ms from the start of the migration</text>")
     decade = y_lo
     while decade <= y_hi * 1.0001:
-        y = y_of(decade)
-        out.append(f'<line x1="{left}" y1="{_f(y)}" x2="{left + inner}" y2="{_f(y)}" stroke="#e4e4e4"/>')
-        out.append(f'<text x="{left - 6}" y="{_f(y + 4)}" text-anchor="end">{decade:g}</text>')
+        grid_y = y_of(decade)
+        out.append(f'<line x1="{left}" y1="{_f(grid_y)}" x2="{left + inner}" y2="{_f(grid_y)}" stroke="#e4e4e4"/>')
+        out.append(f'<text x="{left - 6}" y="{_f(grid_y + 4)}" text-anchor="end">{decade:g}</text>')
         decade *= 10
     out.append(f'<text x="14" y="{top + plot_h / 2}" transform="rotate(-90 14 {top + plot_h / 2})" '
                'text-anchor="middle">rtt (ms, log)</text>')
     x_start = x_of(0.0)
     out.append(f'<line x1="{_f(x_start)}" y1="{top}" x2="{_f(x_start)}" y2="{axis_y}" '
                'stroke="#333" stroke-dasharray="4 3"/>')
-    for x, y in shown:
-        out.append(f'<circle class="rtt" cx="{_f(x_of(x))}" cy="{_f(y_of(y))}" r="2.5" fill="#08519c">'
-                   f"<title>{x:.1f} ms: rtt {y:.2f} ms</title></circle>")
+    for ms, rtt in shown:
+        out.append(f'<circle class="rtt" cx="{_f(x_of(ms))}" cy="{_f(y_of(rtt))}" r="2.5" fill="#08519c">'
+                   f"<title>{ms:.1f} ms: rtt {rtt:.2f} ms</title></circle>")
     gap = _gap(points, 0.0, duration)
     if gap is not None:
         gx0, gx1 = x_of(max(gap[0], lo)), x_of(min(gap[1], hi))

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from types import FrameType, TracebackType
 
@@ -203,7 +204,7 @@ class Workload:
             # pid, which by then belongs to the restored process.
             self._popen.returncode = self.exit_status
         for pid in self._descendants:
-            wait_until(lambda pid=pid: _collected(pid), f"{self.name}'s child {pid} to be reaped",
+            wait_until(partial(_collected, pid), f"{self.name}'s child {pid} to be reaped",
                        max(0.1, deadline - time.monotonic()), interval=0.001)
         self._descendants = []
         return self.exit_status

@@ -28,7 +28,7 @@ class CycleResult:
     # harness's own time for each step of that role (ms).
     stats: dict[str, Any] = field(default_factory=dict)
     # What a process could see change across the migration (harness.fingerprint.Difference).
-    differences: list[dict[str, str]] = field(default_factory=list)
+    differences: list[dict[str, Any]] = field(default_factory=list)
     # The client's answered round trips around the migration, [wall time, rtt ms] each: with
     # the phases (wall times too) this draws the migration's timeline.
     timeline: list[list[float]] = field(default_factory=list)

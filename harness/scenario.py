@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import sys
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -198,7 +199,7 @@ class _Checker:
         self,
         data: Any,
         where: tuple[str | int, ...],
-        allowed: dict[str, type | tuple[type, ...]],
+        allowed: Mapping[str, type | tuple[type, ...]],
         required: tuple[str, ...] = (),
     ) -> dict[str, Any]:
         """Check a table's keys and value types; return only the valid entries."""

@@ -19,7 +19,8 @@ def unix_paths(pid: int) -> set[str]:
         conns = psutil.Process(pid).net_connections(kind="unix")
     except psutil.Error:
         return set()
-    return {c.laddr for c in conns if isinstance(c.laddr, str) and c.laddr.startswith("/")}
+    # For AF_UNIX psutil gives the bound path as a plain string ("" when unbound).
+    return {str(c.laddr) for c in conns if isinstance(c.laddr, str) and c.laddr.startswith("/")}
 
 
 def receive_queues() -> dict[str, int]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -11,6 +12,9 @@ from harness.criu import BACKENDS, Backend, get_backend
 from harness.errors import HarnessError
 from harness.result import ScenarioResult
 from harness.runner import KEEP
+
+if TYPE_CHECKING:
+    from harness.pytest_plugin.fixture import MigrationFixture
 
 SETTINGS = pytest.StashKey["CriuSettings"]()
 RESULT = pytest.StashKey[ScenarioResult]()
