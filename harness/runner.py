@@ -162,28 +162,40 @@ class ScenarioRun:
             calls=[_call_json(c) for c in record.calls],
             stats=self._stats(record, images),
         )
-        differences = looks.differences() if looks and record.error is None else []
-        allowed = self.expect.allowed_differences
-        cycle.differences = [{**asdict(d), "allowed": d.allowed_by(allowed)} for d in differences]
-        unexpected = [d for d in differences if not d.allowed_by(allowed)]
-        changed = [f"visible state changed: {describe(unexpected)}"] if unexpected else []
-        verify = self.scenario.verify
         if record.error is not None:
             self._failed_migration(cycle, record, progress)
-            return cycle
-        if self.expect.outcome == "fails":
+        elif self.expect.outcome == "fails":
             cycle.outcome = "xpassed"
             cycle.reason = (
                 f"expected criu {self.expect.action} to fail with "
                 f"{self.expect.signature!r}, but the migration succeeded"
             )
-            return cycle
+        else:
+            self._verify(cycle, record, progress, looks)
+            if cycle.outcome == "passed" and self.keep != "always":
+                _drop_pages(images)  # many cycles of a passing run must not fill the disk
+        return cycle
+
+    def _verify(
+        self,
+        cycle: CycleResult,
+        record: MigrationRecord,
+        progress: Progress,
+        looks: Inspection | None,
+    ) -> None:
+        """A migration that succeeded: the workload must go on, lose nothing, look the same."""
+        differences = looks.differences() if looks else []
+        allowed = self.expect.allowed_differences
+        cycle.differences = [{**asdict(d), "allowed": d.allowed_by(allowed)} for d in differences]
+        unexpected = [d for d in differences if not d.allowed_by(allowed)]
+        changed = [f"visible state changed: {describe(unexpected)}"] if unexpected else []
+        verify = self.scenario.verify
         mark = progress.mark() if isinstance(progress, LogProgress) else record.finished
         try:
             progress.wait(mark, verify.min_progress, verify.deadline)
         except VerificationError as exc:
             cycle.reason = "; ".join([f"{exc}; {self._tails()}", *changed])
-            return cycle
+            return
         if isinstance(progress, EventProgress):
             events = read_events(progress.path)
             window = (record.started, time.time())
@@ -200,9 +212,6 @@ class ScenarioRun:
         problems = [*changed, *self._over_limits(cycle.messages_lost, cycle.client_errors, 0)]
         cycle.outcome = "failed" if problems else "passed"
         cycle.reason = "; ".join(problems)
-        if cycle.outcome == "passed" and self.keep != "always":
-            _drop_pages(images)  # many cycles of a passing run must not fill the disk
-        return cycle
 
     def _stats(self, record: MigrationRecord, images: Path) -> dict[str, Any]:
         """Per role: CRIU's statistics, the image size and the harness's time per step."""

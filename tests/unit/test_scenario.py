@@ -130,3 +130,9 @@ def test_unknown_option_and_scenario(capsys: pytest.CaptureFixture[str]) -> None
     assert cli.main(["run", "no-such-scenario"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and "--bogus" in err[0] and "no-such-scenario" in err[1]
+
+
+def test_missing_binary_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["run", "dgram-echo", "--criu-binary", "/nonexistent/criu"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "/nonexistent/criu" in err[0] and "Traceback" not in err[0]
