@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import psutil
@@ -99,20 +100,20 @@ class Migration:
         dumped: list[str] = []
         try:
             for role in self.plan.freeze:
-                with self._phase(record, "freeze", role):
+                with _phase(record, "freeze", role):
                     workloads[role].freeze()
                 frozen.append(role)
             for role in self.plan.quiesce:
-                with self._phase(record, "quiesce", role):
+                with _phase(record, "quiesce", role):
                     self._quiesce(workloads[role])
             for role in self.plan.dump:
                 if self.before_dump is not None:
-                    with self._phase(record, "inspect", role):
+                    with _phase(record, "inspect", role):
                         self.before_dump(role, workloads[role])
                 workloads[role].note_tree()  # its children die with it: reap() collects them
-                with self._phase(record, "dump", role):
+                with _phase(record, "dump", role):
                     self._call(record, self.backend.dump, workloads[role].pid, role, "dump")
-                with self._phase(record, "reap", role):
+                with _phase(record, "reap", role):
                     workloads[role].reap()
                 dumped.append(role)
         except CriuError as err:
@@ -122,7 +123,7 @@ class Migration:
             return record
         for role in self.plan.restore:
             try:
-                with self._phase(record, "restore", role):
+                with _phase(record, "restore", role):
                     call = self._call(record, self.backend.restore, None, role, "restore")
                     assert call.restored_pid is not None
                     workloads[role].adopt(call.restored_pid)
@@ -130,9 +131,9 @@ class Migration:
                 record.error, record.failed_step = err, "restore"
                 break
             if self.after_restore is not None:
-                with self._phase(record, "inspect", role):
+                with _phase(record, "inspect", role):
                     self.after_restore(role, workloads[role])
-            with self._phase(record, "resume", role):
+            with _phase(record, "resume", role):
                 # CRIU restores a task stopped if it was stopped at dump: let it run.
                 workloads[role].thaw()
         record.finished = time.time()
@@ -183,7 +184,7 @@ class Migration:
     ) -> None:
         record.rolled_back = True
         for role in dumped:
-            with self._phase(record, "rollback", role) as phase:
+            with _phase(record, "rollback", role) as phase:
                 try:
                     call = self.backend.restore(self.options_for(role, "restore"))
                     assert call.restored_pid is not None
@@ -196,18 +197,16 @@ class Migration:
         for role in dumped:
             workloads[role].thaw()
 
-    class _PhaseTimer:
-        def __init__(self, record: MigrationRecord, step: str, role: str) -> None:
-            self.phase = Phase(step, role, time.time(), 0.0)
-            record.phases.append(self.phase)
 
-        def __enter__(self) -> Phase:
-            return self.phase
-
-        def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-            self.phase.finished = time.time()
-            if exc_type is not None:
-                self.phase.ok = False
-
-    def _phase(self, record: MigrationRecord, step: str, role: str) -> Migration._PhaseTimer:
-        return Migration._PhaseTimer(record, step, role)
+@contextmanager
+def _phase(record: MigrationRecord, step: str, role: str) -> Iterator[Phase]:
+    """Time a step into the record; a step that raises is marked not ok."""
+    phase = Phase(step, role, time.time(), 0.0)
+    record.phases.append(phase)
+    try:
+        yield phase
+    except BaseException:
+        phase.ok = False
+        raise
+    finally:
+        phase.finished = time.time()

@@ -14,7 +14,7 @@ from harness.result import ScenarioResult
 from harness.runner import KEEP
 
 if TYPE_CHECKING:
-    from harness.pytest_plugin.fixture import MigrationFixture
+    from harness.pytest_plugin.fixture import MigrationFixture  # noqa: F401 (named in a StashKey below)
 
 SETTINGS = pytest.StashKey["CriuSettings"]()
 RESULT = pytest.StashKey[ScenarioResult]()
