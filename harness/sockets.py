@@ -12,6 +12,8 @@ import subprocess
 
 import psutil
 
+from harness.errors import WorkloadError
+
 
 def unix_paths(pid: int) -> set[str]:
     """The bound paths of the process's AF_UNIX sockets (abstract and unnamed ones aside)."""
@@ -28,7 +30,8 @@ def receive_queues() -> dict[str, int]:
     sock_diag: /proc/net/unix does not show queues)."""
     ss = shutil.which("ss")
     if ss is None:
-        return {}
+        # Guessing "nothing queued" would hide the very loss the quiesce step prevents.
+        raise WorkloadError("ss not found (install iproute2): needed to see socket queues")
     out = subprocess.run([ss, "-H", "-x", "-a", "-n"], capture_output=True, text=True).stdout
     queues: dict[str, int] = {}
     for line in out.splitlines():
