@@ -58,9 +58,10 @@ def test_plan_all_meets_each_plans_expectations(
     assert by_plan["server-first"]["client_errors"] == 0
     # The client restored first sends into the void until the server is back.
     assert 1 <= by_plan["client-first"]["client_errors"] <= 15
-    # Without freezing, the request in flight at the server's dump is lost.
-    assert by_plan["no-freeze"]["messages_lost"] <= 1
-    assert by_plan["no-freeze"]["client_errors"] == 0
+    # Without freezing, the request sent while CRIU dumps the server is lost (the scenario's
+    # bounds leave room for a loaded machine).
+    assert 1 <= by_plan["no-freeze"]["messages_lost"] <= 2
+    assert by_plan["no-freeze"]["client_errors"] <= 1
     lines = [line for line in out.splitlines() if line.startswith("dgram-echo")]
     assert len(lines) == 3
     # Side by side: the columns line up whatever the plan's name.
