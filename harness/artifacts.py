@@ -15,18 +15,16 @@ A kept run directory looks like this::
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
 import os
-import platform
 import stat
-import sys
 import tarfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 from harness.criu.log import HARMLESS, error_lines, log_signature, signature
+from harness.environment import versions
 from harness.errors import UsageError
 from harness.images import image_sets, summarize
 
@@ -133,41 +131,6 @@ def load_calls(run_dir: Path) -> list[dict[str, Any]]:
     if result.exists():
         return criu_calls(run_dir, json.loads(result.read_text()))
     return []
-
-
-# --- versions ---------------------------------------------------------------------------------
-
-
-def _os_release() -> str | None:
-    try:
-        for line in Path("/etc/os-release").read_text().splitlines():
-            if line.startswith("PRETTY_NAME="):
-                return line.split("=", 1)[1].strip('"')
-    except OSError:
-        pass
-    return None
-
-
-def versions(criu_path: str | None = None, criu_version: str | None = None) -> dict[str, Any]:
-    """What ran: CRIU, the kernel, the harness, Python and pycriu (a restore elsewhere may
-    fail only because one of these differs)."""
-    try:
-        harness_version = importlib.metadata.version("criu-harness")
-    except importlib.metadata.PackageNotFoundError:
-        from harness import __version__ as harness_version
-    try:
-        from pycriu.version import __version__ as pycriu_version
-    except ImportError:
-        pycriu_version = None
-    uname = os.uname()
-    return {
-        "criu": {"path": criu_path, "version": criu_version},
-        "kernel": {"release": uname.release, "version": uname.version, "machine": uname.machine},
-        "os": _os_release(),
-        "harness": harness_version,
-        "python": {"version": platform.python_version(), "executable": sys.executable},
-        "pycriu": pycriu_version,
-    }
 
 
 # --- the whole set ----------------------------------------------------------------------------

@@ -6,6 +6,8 @@ probes (``criu check --feature X``), so the report and ``criu-harness check`` ag
 
 from __future__ import annotations
 
+import importlib.metadata
+import os
 import platform
 import sys
 from pathlib import Path
@@ -14,27 +16,52 @@ from typing import Any
 from harness import preflight
 from harness.criu import CriuBinary
 
-__all__ = ["describe"]
+__all__ = ["describe", "distribution", "versions"]
 
 
-def _distribution() -> str:
+def distribution() -> str | None:
+    """The distribution's PRETTY_NAME from /etc/os-release, if there is one."""
     try:
         for line in Path("/etc/os-release").read_text().splitlines():
             if line.startswith("PRETTY_NAME="):
                 return line.split("=", 1)[1].strip().strip('"')
     except OSError:
         pass
-    return "unknown"
+    return None
+
+
+def versions(criu_path: str | None = None, criu_version: str | None = None) -> dict[str, Any]:
+    """What ran: CRIU, the kernel, the harness, Python and pycriu (a restore elsewhere may
+    fail only because one of these differs). Kept runs hold it as versions.json."""
+    try:
+        harness_version = importlib.metadata.version("criu-harness")
+    except importlib.metadata.PackageNotFoundError:
+        from harness import __version__ as harness_version
+    try:
+        from pycriu.version import __version__ as pycriu_version
+    except ImportError:
+        pycriu_version = None
+    uname = os.uname()
+    return {
+        "criu": {"path": criu_path, "version": criu_version},
+        "kernel": {"release": uname.release, "version": uname.version, "machine": uname.machine},
+        "os": distribution(),
+        "harness": harness_version,
+        "python": {"version": platform.python_version(), "executable": sys.executable},
+        "pycriu": pycriu_version,
+    }
 
 
 def describe(criu: CriuBinary) -> dict[str, Any]:
-    """The environment object of results.json."""
+    """The environment object of a nightly results.json: the versions, flat, and features."""
+    ran = versions(criu.path, criu.version())
     return {
-        "criu_version": criu.version(),
+        "criu_version": ran["criu"]["version"],
         "criu_binary": criu.path,
-        "kernel": platform.release(),
-        "machine": platform.machine(),
-        "distribution": _distribution(),
-        "python": sys.version.split()[0],
+        "kernel": ran["kernel"]["release"],
+        "machine": ran["kernel"]["machine"],
+        "distribution": ran["os"] or "unknown",
+        "python": ran["python"]["version"],
+        "harness": ran["harness"],
         "features": {name: preflight.probe(criu.path, name).available for name in preflight.FEATURES},
     }

@@ -22,9 +22,9 @@ from harness.artifacts import (
     criu_calls,
     highlight,
     load_calls,
-    versions,
     write_artifacts,
 )
+from harness.environment import versions
 from harness.errors import UsageError
 
 RLIMIT = "(00.000123) Error (criu/util.c:1534): rlimit: Can't setup RLIMIT_NOFILE for self: Operation not permitted"
