@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ import psutil
 
 from harness.artifacts import HIGHLIGHTED, highlight, load_calls
 from harness.criu import get_backend
-from harness.criu.options import NETWORK_LOCKS, PIDFILE, RPC_CONFIG, CriuOptions
+from harness.criu.options import PIDFILE, CriuOptions
 from harness.errors import CriuError, UsageError
 from harness.process import Supervisor, Workload
 from harness.waiting import DeadlinePassed, wait_for
@@ -27,20 +27,6 @@ __all__ = ["RestoreAttempt", "describe", "find_images", "options_from_call", "re
 
 RETRY_LOG = "restore-retry"
 _CYCLE = re.compile(r"^cycle-(\d+)$")
-
-# Command-line flags and the CriuOptions field each sets (both backends spell them alike).
-_FLAGS = {
-    "--leave-running": "leave_running",
-    "--leave-stopped": "leave_stopped",
-    "--shell-job": "shell_job",
-    "--ext-unix-sk": "ext_unix_sk",
-    "--tcp-established": "tcp_established",
-}
-# Options the harness sets itself on every restore: not part of what a scenario asked for.
-_OWN_WITH_VALUE = ("--images-dir", "--log-file", "--pidfile", "--tree", "-t", "-D", "-o")
-_OWN = ("--restore-detached", "-d")
-_NETWORK_LOCK_BY_NUMBER = {1: "iptables", 2: "nftables", 3: "skip"}
-
 
 @dataclass
 class RestoreAttempt:
@@ -109,59 +95,14 @@ def find_images(run_dir: Path, cycle: int | None = None) -> tuple[int | None, di
 def options_from_call(
     call: dict[str, Any] | None, images_dir: Path, log_file: str
 ) -> tuple[CriuOptions, list[str]]:
-    """The CriuOptions a recorded call ran with, for images_dir, plus notes on what cannot be
-    repeated (inherited fds belonged to the process that ran the harness)."""
-    notes: list[str] = []
-    fields: dict[str, Any] = {}
-    extra: list[str] = []
-    options = (call or {}).get("options", {})
-    if "argv" in options:
-        args = list(options["argv"][2:])  # past the binary and the action
-        i = 0
-        while i < len(args):
-            arg = args[i]
-            if arg in _OWN_WITH_VALUE:
-                i += 2
-                continue
-            if arg in _OWN:
-                pass
-            elif m := re.fullmatch(r"-v(\d)", arg):
-                fields["log_level"] = int(m.group(1))
-            elif arg in _FLAGS:
-                fields[_FLAGS[arg]] = True
-            elif arg == "--network-lock" and i + 1 < len(args):
-                fields["network_lock"] = args[i + 1]
-                i += 1
-            elif arg == "--inherit-fd" and i + 1 < len(args):
-                notes.append(f"not repeated: --inherit-fd {args[i + 1]} (an fd of the run)")
-                i += 1
-            else:
-                extra.append(arg)
-            i += 1
-    elif options:
-        if "log_level" in options:
-            fields["log_level"] = int(options["log_level"])
-        for name in _FLAGS.values():
-            if options.get(name):
-                fields[name] = True
-        if "network_lock" in options:
-            lock = options["network_lock"]
-            fields["network_lock"] = _NETWORK_LOCK_BY_NUMBER.get(lock, lock)
-        if "config_file" in options:
-            # The run's extra options went to CRIU as a configuration file in the images dir.
-            conf = images_dir / RPC_CONFIG
-            if conf.exists():
-                for line in conf.read_text().splitlines():
-                    if line.strip():
-                        extra.extend(["--" + line.split(" ", 1)[0], *line.split(" ", 1)[1:]])
-            else:
-                notes.append(f"the run used extra options from {RPC_CONFIG}, which is missing")
-        for key, fd in options.get("inherit_fd", []):
-            notes.append(f"not repeated: inherit_fd {key} (fd {fd} of the run)")
-    if fields.get("network_lock") not in (None, *NETWORK_LOCKS):
-        notes.append(f"unknown network lock {fields.pop('network_lock')!r}: left out")
-    opts = CriuOptions(images_dir=images_dir, log_file=log_file, extra_args=tuple(extra), **fields)
-    return opts, notes
+    """The CriuOptions a recorded call ran with, moved to images_dir, plus notes on what cannot
+    be repeated (inherited fds belonged to the process that ran the harness)."""
+    recorded = (call or {}).get("criu_options")
+    if not recorded:
+        return CriuOptions(images_dir=images_dir, log_file=log_file), []
+    opts = CriuOptions.from_json(recorded)
+    notes = [f"not repeated: inherit-fd {key} (fd {fd} of the run)" for key, fd in opts.inherit_fds]
+    return replace(opts, images_dir=images_dir, log_file=log_file, inherit_fds=()), notes
 
 
 def _retry_log(images_dir: Path) -> str:

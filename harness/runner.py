@@ -405,6 +405,7 @@ def _call_json(call: Any) -> dict[str, Any]:
         "pid": call.pid,
         "restored_pid": call.restored_pid,
         "options": call.options,
+        "criu_options": call.criu_options,
         "log": str(call.log_path),
         "started": call.started,
         "duration_ms": round(call.duration_s * 1e3, 3),

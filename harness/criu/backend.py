@@ -29,7 +29,8 @@ class CriuCall:
     action: Action
     backend: str
     pid: int | None
-    options: dict[str, Any]
+    options: dict[str, Any]  # as this backend passed them: argv, or RPC fields
+    criu_options: dict[str, Any]  # the backend-neutral CriuOptions (see CriuOptions.to_json)
     log_path: Path
     started: float
     finished: float = 0.0
@@ -111,6 +112,7 @@ class Backend(ABC):
             backend=self.name,
             pid=pid,
             options=self.describe(action, opts, pid),
+            criu_options=opts.to_json(),
             log_path=opts.log_path,
             started=time.time(),
         )

@@ -6,7 +6,8 @@ to the ``criu`` command line and to pycriu's RPC request, so both backends take 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from dataclasses import fields as dataclass_fields
 from pathlib import Path
 from typing import Any, Literal
 
@@ -44,6 +45,23 @@ class CriuOptions:
     @property
     def log_path(self) -> Path:
         return self.images_dir / self.log_file
+
+    def to_json(self) -> dict[str, Any]:
+        """The options as plain data: recorded with each call, so a retry can repeat them."""
+        data = asdict(self)
+        data["images_dir"] = str(self.images_dir)
+        data["inherit_fds"] = [list(pair) for pair in self.inherit_fds]
+        data["extra_args"] = list(self.extra_args)
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> CriuOptions:
+        known = {f.name for f in dataclass_fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        values["images_dir"] = Path(values["images_dir"])
+        values["inherit_fds"] = tuple((str(k), int(fd)) for k, fd in values.get("inherit_fds", ()))
+        values["extra_args"] = tuple(values.get("extra_args", ()))
+        return cls(**values)
 
 
 PIDFILE = "restore.pid"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -70,3 +71,12 @@ def test_bad_options_are_refused() -> None:
         CriuOptions(IMAGES, log_file="../x.log")
     with pytest.raises(ValueError, match="pid"):
         cli_args("dump", CriuOptions(IMAGES))
+
+
+def test_options_survive_json() -> None:
+    opts = CriuOptions(
+        IMAGES, log_file="dump.log", ext_unix_sk=True, network_lock="skip",
+        inherit_fds=(("file[1:2]", 7),), extra_args=("--file-locks",),
+    )
+    data = json.loads(json.dumps(opts.to_json()))
+    assert CriuOptions.from_json(data) == opts

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.criu.options import RPC_CONFIG
+from harness.criu.options import CriuOptions
 from harness.errors import UsageError
 from harness.reproduce import (
     RestoreAttempt,
@@ -53,30 +53,17 @@ def test_run_dir_of_an_unpacked_bundle(tmp_path: Path) -> None:
         run_dir_of(tmp_path / "x.tar.gz")
 
 
-def test_options_from_cli_argv(tmp_path: Path) -> None:
-    argv = [
-        "/usr/sbin/criu", "restore", "--images-dir", "/old/images/server", "--log-file",
-        "restore.log", "-v4", "--restore-detached", "--pidfile", "restore.pid", "--shell-job",
-        "--tcp-established", "--network-lock", "nftables", "--inherit-fd", "fd[7]:file[1:2]",
-        "--ghost-limit", "1M",
-    ]
-    opts, notes = options_from_call({"options": {"argv": argv}}, tmp_path, "retry.log")
+def test_options_from_the_recorded_call(tmp_path: Path) -> None:
+    ran = CriuOptions(
+        Path("/old/images/server"), log_file="restore.log", shell_job=True,
+        tcp_established=True, network_lock="nftables", inherit_fds=(("file[1:2]", 7),),
+        extra_args=("--ghost-limit", "1M"),
+    )
+    opts, notes = options_from_call({"criu_options": ran.to_json()}, tmp_path, "retry.log")
     assert opts.images_dir == tmp_path and opts.log_file == "retry.log"  # the new place
     assert opts.shell_job and opts.tcp_established and opts.network_lock == "nftables"
-    assert opts.extra_args == ("--ghost-limit", "1M")
-    assert opts.inherit_fds == () and "inherit-fd" in notes[0]
-
-
-def test_options_from_rpc_fields(tmp_path: Path) -> None:
-    (tmp_path / RPC_CONFIG).write_text("ghost-limit 1M\nfile-locks\n")
-    fields = {
-        "request": "RESTORE", "images_dir": "/old", "log_file": "restore.log", "log_level": 4,
-        "ext_unix_sk": True, "network_lock": 2, "config_file": "/old/" + RPC_CONFIG,
-    }
-    opts, notes = options_from_call({"options": fields}, tmp_path, "retry.log")
-    assert opts.ext_unix_sk and opts.network_lock == "nftables" and not opts.shell_job
-    assert opts.extra_args == ("--ghost-limit", "1M", "--file-locks")
-    assert notes == []
+    assert opts.extra_args == ("--ghost-limit", "1M") and opts.log_level == 4
+    assert opts.inherit_fds == () and "inherit-fd file[1:2]" in notes[0]
 
 
 def test_no_recorded_call_gives_defaults(tmp_path: Path) -> None:
