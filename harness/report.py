@@ -45,28 +45,9 @@ def header(report: RunReport) -> str:
     return f"criu {report.criu_version} | kernel {report.kernel} | backend {report.backend}"
 
 
-def table(report: RunReport) -> str:
-    width = max([16, *(len(s.name) + len(s.plan) + 2 for s in report.scenarios)])
-    lines = [header(report)]
-    for result in report.scenarios:
-        lines.append(line(result, width))
-        if not result.ok and result.reason:
-            lines.append(f"{'':<{width}}  why: {result.reason}")
-    good = sum(1 for s in report.scenarios if s.ok)
-    lines.append(f"{good} of {len(report.scenarios)} scenario(s) as expected")
-    return "\n".join(lines)
-
-
 def write(report: RunReport, directory: Path) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / RESULTS
     path.write_text(json.dumps(report.to_json(), indent=2) + "\n")
     return path
 
-
-def load(path: Path) -> dict[str, object]:
-    """A results.json (or the directory holding one), as data."""
-    if path.is_dir():
-        path = path / RESULTS
-    data: dict[str, object] = json.loads(path.read_text())
-    return data
