@@ -20,17 +20,22 @@ import os
 import stat
 import tarfile
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.criu import Backend, CriuCall
 from harness.criu.log import HARMLESS, error_lines, log_signature, signature
 from harness.environment import versions
 from harness.errors import UsageError
+from harness.fields import FieldError, Fields
 from harness.images import image_sets, summarize
+from harness.result import ScenarioResult
 
 __all__ = [
     "CALLS",
     "MARK",
+    "RecordedCall",
     "SIGNATURES",
     "SUMMARY",
     "VERSIONS",
@@ -102,54 +107,84 @@ def _signatures_text(found: dict[str, str | None]) -> str:
 # --- CRIU calls -------------------------------------------------------------------------------
 
 
-def criu_calls(run_dir: Path, result: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every CRIU action of a result (as JSON), with its cycle, role and images directory
-    relative to run_dir, so a copy of the directory can be restored from elsewhere."""
+@dataclass
+class RecordedCall:
+    """One CRIU action of a kept run, as criu-calls.json lists it: with its cycle, its role,
+    its images directory relative to the run directory (so a copy of the directory can be
+    restored from elsewhere) and, if it failed, the line that explains it."""
+
+    cycle: int
+    role: str
+    images: str
+    call: CriuCall
+    signature: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data = {"cycle": self.cycle, "role": self.role, "images": self.images, **self.call.to_json()}
+        if self.signature is not None:
+            data["signature"] = self.signature
+        return data
+
+    @classmethod
+    def from_json(cls, f: Fields) -> RecordedCall:
+        return cls(f.integer("cycle"), f.text("role"), f.text("images"), CriuCall.from_json(f),
+                   f.optional_text("signature"))
+
+
+def criu_calls(run_dir: Path, result: ScenarioResult) -> list[RecordedCall]:
+    """Every CRIU action of a result, located relative to run_dir."""
     calls = []
-    for cycle in result.get("cycles", []):
-        for call in cycle.get("calls", []):
-            images = Path(call["log"]).parent
+    for cycle in result.cycles:
+        for call in cycle.calls:
+            images = call.log_path.parent
             try:
                 rel = str(images.relative_to(run_dir))
             except ValueError:
                 rel = str(images)
-            entry = {"cycle": cycle["cycle"], "role": images.name, "images": rel, **call}
-            if call.get("error"):
-                # The line that explains the failure, for comparing with a retried restore.
-                entry["signature"] = log_signature(run_dir / rel / Path(call["log"]).name)
-            calls.append(entry)
+            # The line that explains a failure, for comparing with a retried restore.
+            sig = log_signature(run_dir / rel / call.log_path.name) if call.error else None
+            calls.append(RecordedCall(cycle.cycle, images.name, rel, call, sig))
     return calls
 
 
-def load_calls(run_dir: Path) -> list[dict[str, Any]]:
+def load_calls(run_dir: Path) -> list[RecordedCall]:
     """The recorded CRIU calls of a kept run: criu-calls.json, else from result.json."""
     path = run_dir / CALLS
     if path.exists():
-        data: list[dict[str, Any]] = json.loads(path.read_text())
-        return data
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"{path}: cannot read: {exc}") from None
+        if not isinstance(data, list):
+            raise UsageError(f"{path}: must hold a list of calls")
+        try:
+            return [RecordedCall.from_json(Fields(c, f"[{i}]")) for i, c in enumerate(data)]
+        except FieldError as exc:
+            raise UsageError(f"{path}: {exc}") from None
     result = run_dir / "result.json"
     if result.exists():
-        return criu_calls(run_dir, json.loads(result.read_text()))
+        return criu_calls(run_dir, ScenarioResult.load(result))
     return []
 
 
 # --- the whole set ----------------------------------------------------------------------------
 
 
-def write_artifacts(run_dir: Path, result: Any, backend: Any = None) -> list[str]:
+def write_artifacts(
+    run_dir: Path, result: ScenarioResult, backend: Backend | None = None
+) -> list[str]:
     """Write every artifact of a kept run into run_dir; return the problems met.
 
-    ``result`` is a ScenarioResult (or its JSON), ``backend`` the Backend that ran (for the
-    CRIU version). Never raises: a half-written artifact must not turn a run's result into a
-    traceback, so each part that fails is listed in artifacts-problems.txt instead.
+    ``backend`` is the Backend that ran (for the CRIU version). Never raises: a half-written
+    artifact must not turn a run's result into a traceback, so each part that fails is listed
+    in artifacts-problems.txt instead.
     """
-    data: dict[str, Any] = result if isinstance(result, dict) else result.to_json()
-    criu = getattr(backend, "criu", None)
+    criu = backend.criu if backend is not None else None
     steps: dict[str, Callable[[], object]] = {
         SIGNATURES: lambda: (run_dir / SIGNATURES).write_text(
             _signatures_text(highlight_logs(run_dir))
         ),
-        CALLS: lambda: _write_json(run_dir / CALLS, criu_calls(run_dir, data)),
+        CALLS: lambda: _write_json(run_dir / CALLS, [c.to_json() for c in criu_calls(run_dir, result)]),
         SUMMARY: lambda: _write_json(
             run_dir / SUMMARY, [summarize(d, run_dir).to_json() for d in image_sets(run_dir)]
         ),

@@ -17,7 +17,7 @@ from harness import artifacts, compare, matrix, preflight, report, reproduce, sc
 from harness.criu import BACKENDS, get_backend
 from harness.errors import HarnessError, UsageError
 from harness.plan import PLANS
-from harness.result import RunReport
+from harness.result import Keep, Outcome, RunReport
 from harness.runner import ScenarioRun
 
 # stream-tree right after stream-echo: the same pair, forked from one parent, migrates.
@@ -53,12 +53,12 @@ def _run(args: argparse.Namespace) -> int:
                 backend,
                 plan=plan,
                 iterations=args.iterations,
-                keep="always" if args.keep else "failed",
+                keep=Keep.ALWAYS if args.keep else Keep.FAILED,
                 bundle_into=bundle_into,
             ).run()
             run.scenarios.append(result)
             print(report.line(result, width), flush=True)
-            if (not result.ok or result.outcome == "skipped") and result.reason:
+            if (not result.ok or result.outcome is Outcome.SKIPPED) and result.reason:
                 print(f"    why: {result.reason}", flush=True)
     good = sum(1 for s in run.scenarios if s.ok)
     print(f"{good} of {len(run.scenarios)} scenario(s) as expected")

@@ -15,15 +15,16 @@ means as expected (passed, xfailed, skipped); "bad" is failed, error or xpassed:
 
 from __future__ import annotations
 
-import json
+import math
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from harness.criu.log import message
 from harness.errors import UsageError
-from harness.result import GOOD, percentile
+from harness.result import Outcome, RunReport, ScenarioResult
 from harness.rundir import PREFIX
 
 __all__ = [
@@ -37,7 +38,6 @@ __all__ = [
     "compare",
     "compare_paths",
     "load_results",
-    "median_downtime",
     "normalized_signature",
 ]
 
@@ -71,8 +71,8 @@ _RUN_DIR = re.compile(r"(?:/[^\s/;:'\",]+)*/" + re.escape(PREFIX) + r"[^\s/;:'\"
 class Verdict:
     kind: str
     key: Key
-    old: dict[str, Any] | None = field(default=None, repr=False, compare=False)
-    new: dict[str, Any] | None = field(default=None, repr=False, compare=False)
+    old: ScenarioResult | None = field(default=None, repr=False, compare=False)
+    new: ScenarioResult | None = field(default=None, repr=False, compare=False)
     detail: str = ""
 
     @property
@@ -94,8 +94,8 @@ class Verdict:
             "plan": plan,
             "regression": self.regression,
             "detail": self.detail,
-            "old_outcome": self.old.get("outcome") if self.old else None,
-            "new_outcome": self.new.get("outcome") if self.new else None,
+            "old_outcome": str(self.old.outcome) if self.old else None,
+            "new_outcome": str(self.new.outcome) if self.new else None,
         }
 
 
@@ -114,10 +114,7 @@ class Comparison:
         return {v.key: v for v in self.verdicts}
 
     def counts(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for v in self.verdicts:
-            counts[v.kind] = counts.get(v.kind, 0) + 1
-        return counts
+        return dict(Counter(v.kind for v in self.verdicts))
 
     def lines(self) -> list[str]:
         return [v.line() for v in self.verdicts]
@@ -140,56 +137,27 @@ class Comparison:
 # --- reading results --------------------------------------------------------------------------
 
 
-def load_results(path: Path) -> dict[str, Any]:
+def load_results(path: Path) -> RunReport:
     """A results.json, or the directory holding one; anything else is a usage error."""
-    file = path / "results.json" if path.is_dir() else path
-    try:
-        data = json.loads(file.read_text())
-    except FileNotFoundError:
-        raise UsageError(f"{file}: no such results file") from None
-    except OSError as exc:
-        raise UsageError(f"{file}: cannot read: {exc.strerror}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise UsageError(f"{file}: not a results file: bad JSON ({exc})") from None
-    scenarios = data.get("scenarios") if isinstance(data, dict) else None
-    if not isinstance(scenarios, list) or not all(
-        isinstance(s, dict) and isinstance(s.get("name"), str) and isinstance(s.get("outcome"), str)
-        for s in scenarios
-    ):
-        raise UsageError(f"{file}: not a results file: no list of scenarios with name and outcome")
-    results: dict[str, Any] = data
-    return results
+    return RunReport.load(path)
 
 
-def _key(entry: dict[str, Any], run: dict[str, Any]) -> Key:
-    # A `run --report` file names its backend once, at the top; a matrix names it per entry.
-    return (entry["name"], str(entry.get("backend") or run.get("backend", "")), str(entry.get("plan", "")))
+def key_of(entry: ScenarioResult, run: RunReport) -> Key:
+    return (entry.name, run.backend_of(entry), entry.plan)
 
 
-def median_downtime(entry: dict[str, Any]) -> float | None:
-    """The median of the cycles' downtimes (ms), or the scenario's own when it has no cycles."""
-    values = [
-        float(c["downtime_ms"]) for c in entry.get("cycles") or [] if c.get("downtime_ms") is not None
-    ]
-    if values:
-        return percentile(values, 50)
-    value = entry.get("downtime_ms")
-    return float(value) if value is not None else None
-
-
-def normalized_signature(entry: dict[str, Any]) -> str | None:
+def normalized_signature(entry: ScenarioResult) -> str | None:
     """CRIU's error message without what changes every run: the source location (file:line),
     the run directory's path and the pids of the processes involved."""
-    sig = entry.get("criu_error")
-    if not sig:
+    if not entry.criu_error:
         return None
-    text = _RUN_DIR.sub("<run_dir>", message(str(sig)))
+    text = _RUN_DIR.sub("<run_dir>", message(entry.criu_error))
     pids = {
-        int(p)
-        for cycle in entry.get("cycles") or []
-        for call in cycle.get("calls") or []
-        for p in (call.get("pid"), call.get("restored_pid"))
-        if isinstance(p, int) and p > 1
+        p
+        for cycle in entry.cycles
+        for call in cycle.calls
+        for p in (call.pid, call.restored_pid)
+        if p is not None and p > 1
     }
     for pid in sorted(pids, reverse=True):
         text = re.sub(rf"\b{pid}\b", "<pid>", text)
@@ -199,28 +167,30 @@ def normalized_signature(entry: dict[str, Any]) -> str | None:
 # --- comparing --------------------------------------------------------------------------------
 
 
-def _bad(outcome: str) -> bool:
-    return outcome not in GOOD
+def _bad(outcome: Outcome) -> bool:
+    return not outcome.as_expected
 
 
 def _ms(value: float | None) -> str:
     return f"{value:.1f} ms" if value is not None else "-"
 
 
-def _why(entry: dict[str, Any]) -> str:
-    return str(entry.get("reason") or normalized_signature(entry) or "")
+def _why(entry: ScenarioResult) -> str:
+    return entry.reason or normalized_signature(entry) or ""
 
 
-def classify(key: Key, old: dict[str, Any] | None, new: dict[str, Any] | None, threshold: float) -> Verdict:
+def classify(
+    key: Key, old: ScenarioResult | None, new: ScenarioResult | None, threshold: float
+) -> Verdict:
     """The one verdict for a key; the first rule that applies wins."""
     if old is None:
         assert new is not None
-        return Verdict("new scenario", key, None, new, f"{new['outcome']}")
+        return Verdict("new scenario", key, None, new, str(new.outcome))
     if new is None:
-        return Verdict("removed scenario", key, old, None, f"was {old['outcome']}")
-    was, now = old["outcome"], new["outcome"]
+        return Verdict("removed scenario", key, old, None, f"was {old.outcome}")
+    was, now = old.outcome, new.outcome
     transition = f"{was} -> {now}"
-    if was == "xfailed" and now == "xpassed":
+    if was is Outcome.XFAILED and now is Outcome.XPASSED:
         return Verdict(
             "expected failure now passes", key, old, new,
             f"{transition}: CRIU learned something new, update the scenario",
@@ -238,9 +208,9 @@ def classify(key: Key, old: dict[str, Any] | None, new: dict[str, Any] | None, t
         return Verdict("still failing", key, old, new, transition + (f": {why}" if why else ""))
     if was != now:
         return Verdict("outcome changed", key, old, new, transition)
-    before, after = median_downtime(old), median_downtime(new)
+    before, after = old.median_downtime(), new.median_downtime()
     if before is None and after is None:
-        return Verdict("unchanged", key, old, new, now)
+        return Verdict("unchanged", key, old, new, str(now))
     trend = f"{now}, median downtime {_ms(before)} -> {_ms(after)}"
     if before is not None and after is not None and before > 0:
         change = after / before - 1
@@ -251,17 +221,18 @@ def classify(key: Key, old: dict[str, Any] | None, new: dict[str, Any] | None, t
 
 
 def compare(
-    old: dict[str, Any],
-    new: dict[str, Any],
+    old: RunReport,
+    new: RunReport,
     threshold: float = DEFAULT_THRESHOLD,
     old_name: str = "old",
     new_name: str = "new",
 ) -> Comparison:
     """Compare two results (as loaded by load_results), key by key."""
-    if threshold < 0:
-        raise UsageError(f"threshold must be at least 0, not {threshold}")
-    olds = {_key(e, old): e for e in old["scenarios"]}
-    news = {_key(e, new): e for e in new["scenarios"]}
+    # NaN compares false with everything: it would switch regression detection off silently.
+    if not (0 <= threshold < math.inf):
+        raise UsageError(f"threshold must be a finite number at least 0, not {threshold}")
+    olds = {key_of(e, old): e for e in old.scenarios}
+    news = {key_of(e, new): e for e in new.scenarios}
     keys = list(news) + [k for k in olds if k not in news]
     verdicts = [classify(k, olds.get(k), news.get(k), threshold) for k in keys]
     order = {kind: i for i, kind in enumerate(KINDS)}

@@ -19,6 +19,7 @@ from typing import Any
 import psutil
 
 from harness.errors import WorkloadError
+from harness.fields import Fields
 from harness.process import tree_pids, tree_stopped
 from harness.waiting import DeadlinePassed, wait_for
 
@@ -86,6 +87,7 @@ class Difference:
     field: str
     before: str
     after: str
+    allowed: bool = False  # the scenario's allowed_differences name it: reported, not failed
 
     def __str__(self) -> str:
         return f"{self.process}: {self.change}"
@@ -97,6 +99,19 @@ class Difference:
 
     def allowed_by(self, patterns: Iterable[str]) -> bool:
         return any(fnmatchcase(self.change, p) for p in patterns)
+
+    def judged(self, patterns: Iterable[str]) -> Difference:
+        """This difference, marked allowed if one of the patterns names it."""
+        return replace(self, allowed=self.allowed_by(patterns))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"process": self.process, "field": self.field, "before": self.before,
+                "after": self.after, "allowed": self.allowed}
+
+    @classmethod
+    def from_json(cls, f: Fields) -> Difference:
+        return cls(f.text("process"), f.text("field"), f.text("before"), f.text("after"),
+                   f.boolean("allowed", False))
 
 
 def take(pid: int) -> Fingerprint:

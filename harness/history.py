@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from harness.compare import Comparison, median_downtime
-from harness.result import GOOD
+from harness.compare import Comparison
+from harness.result import RunReport
 
 __all__ = ["HISTORY", "entry", "key_name", "append", "read"]
 
@@ -18,24 +19,20 @@ def key_name(scenario: str, backend: str, plan: str) -> str:
     return f"{scenario}/{backend}/{plan}"
 
 
-def entry(stamp: str, results: dict[str, Any], comparison: Comparison | None) -> dict[str, Any]:
+def entry(stamp: str, results: RunReport, comparison: Comparison | None) -> dict[str, Any]:
     """One night: when, on what, how many of each outcome, and the median downtime per key."""
-    scenarios: list[dict[str, Any]] = results["scenarios"]
-    counts: dict[str, int] = {}
-    for s in scenarios:
-        counts[s["outcome"]] = counts.get(s["outcome"], 0) + 1
     downtime: dict[str, float] = {}
-    for s in scenarios:
-        median = median_downtime(s)
+    for s in results.scenarios:
+        median = s.median_downtime()
         if median is not None:
-            downtime[key_name(s["name"], s.get("backend", ""), s.get("plan", ""))] = round(median, 3)
-    env = results.get("environment", {})
+            downtime[key_name(s.name, results.backend_of(s), s.plan)] = round(median, 3)
+    env = results.environment or {}
     return {
         "stamp": stamp,
-        "criu_version": results.get("criu_version"),
-        "kernel": results.get("kernel"),
-        "ok": all(s["outcome"] in GOOD for s in scenarios),
-        "counts": counts,
+        "criu_version": results.criu_version,
+        "kernel": results.kernel,
+        "ok": results.ok,
+        "counts": dict(Counter(str(s.outcome) for s in results.scenarios)),
         "regressions": len(comparison.regressions) if comparison else None,
         "verdicts": comparison.counts() if comparison else {},
         "downtime_ms": downtime,

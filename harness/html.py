@@ -5,34 +5,26 @@ Self-contained because it travels as a CI artifact and is opened from disk, offl
 
 from __future__ import annotations
 
-import math
 import os
 from html import escape
 from pathlib import Path
 from typing import Any
 
-from harness.compare import Comparison, median_downtime, normalized_signature
+from harness.charts import STEP_COLOURS, legend, timeline_svg, trend_svg
+from harness.compare import Comparison, key_of, normalized_signature
 from harness.history import key_name
+from harness.result import Outcome, RunReport, ScenarioResult
 
-__all__ = ["REPORT", "render", "timeline_svg", "trend_svg"]
+__all__ = ["REPORT", "render"]
 
 REPORT = "report.html"
 
-# One colour per migration step, shared by the bands, the lanes and the legend.
-STEP_COLOURS = {
-    "freeze": "#6baed6",
-    "quiesce": "#9e9ac8",
-    "inspect": "#bdbdbd",
-    "dump": "#fd8d3c",
-    "reap": "#969696",
-    "restore": "#74c476",
-    "resume": "#fdd835",
-    "rollback": "#ef3b2c",
-}
-# Distinct, colour-blind-friendly line colours for the trend chart (Okabe-Ito).
-LINE_COLOURS = ("#0072b2", "#e69f00", "#009e73", "#cc79a7", "#56b4e9", "#d55e00", "#f0e442", "#000000")
-OUTCOME_CLASS = {"passed": "good", "xfailed": "good", "skipped": "meh",
-                 "failed": "bad", "error": "bad", "xpassed": "bad"}
+
+def outcome_class(outcome: Outcome) -> str:
+    """The row's colour: as expected (skipped greyed, it proved nothing), or not."""
+    if outcome is Outcome.SKIPPED:
+        return "meh"
+    return "good" if outcome.as_expected else "bad"
 
 CSS = """
 body { font: 14px/1.4 system-ui, sans-serif; margin: 24px; color: #222; background: #fff; }
@@ -56,226 +48,23 @@ svg text { font: 11px system-ui, sans-serif; fill: #333; }
 """
 
 
-# --- numbers to pixels ------------------------------------------------------------------------
-
-
-def _nice_step(span: float, target: int = 8) -> float:
-    """A round tick interval (1, 2 or 5 times a power of ten) giving about target ticks."""
-    raw = max(span / target, 1e-9)
-    power = 10.0 ** math.floor(math.log10(raw))
-    return next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
-
-
-def _f(value: float) -> str:
-    return f"{value:.1f}"
-
-
-# --- the timeline of one migration ------------------------------------------------------------
-
-
-def _gap(points: list[tuple[float, float]], start: float, end: float) -> tuple[float, float] | None:
-    """The longest silence between two answered round trips that overlaps [start, end]."""
-    best = None
-    for (a, _), (b, _) in zip(points, points[1:]):
-        if b >= start and a <= end and (best is None or b - a > best[1] - best[0]):
-            best = (a, b)
-    return best
-
-
-def timeline_svg(cycle: dict[str, Any], width: int = 960) -> str:
-    """Round trips as dots (x: ms from the migration's start, y: rtt on a log scale) above
-    one lane per role of the migration's phases; each phase also shades the whole height, so
-    the silence in the round trips lines up with the steps that caused it."""
-    phases = [p for p in cycle.get("phases") or [] if p.get("finished", 0) >= p.get("started", 0)]
-    raw = [(float(ts), float(rtt)) for ts, rtt in cycle.get("timeline") or []]
-    if not phases and not raw:
-        return '<p class="none">no timeline recorded for this cycle</p>'
-    t0 = min(p["started"] for p in phases) if phases else raw[0][0]
-    t1 = max(p["finished"] for p in phases) if phases else raw[-1][0]
-    points = sorted(((ts - t0) * 1e3, rtt) for ts, rtt in raw)
-    duration = (t1 - t0) * 1e3
-    # Zoom on the migration: a second of round trips before it would squeeze it to a sliver.
-    lo = -max(250.0, 0.5 * duration)
-    hi = duration + max(400.0, 0.75 * duration)
-    if points:
-        lo, hi = max(lo, min(points[0][0], 0.0)), min(hi, max(points[-1][0], duration))
-    hi = max(hi, lo + 1.0)
-    shown = [(x, y) for x, y in points if lo <= x <= hi]
-
-    roles = list(dict.fromkeys(p["role"] for p in phases))
-    left, right, top, plot_h, lane_h = 64, 16, 26, 200, 22
-    lanes_top = top + plot_h + 8
-    axis_y = lanes_top + lane_h * len(roles) + 4
-    height = axis_y + 40
-    inner = width - left - right
-
-    def x_of(ms: float) -> float:
-        return left + (ms - lo) / (hi - lo) * inner
-
-    rtts = [max(y, 0.01) for _, y in shown] or [1.0]
-    y_lo = 10.0 ** math.floor(math.log10(min(rtts)))
-    y_hi = 10 ** math.ceil(math.log10(max(rtts) * 1.01))
-    if y_hi <= y_lo:
-        y_hi = y_lo * 10
-
-    def y_of(rtt: float) -> float:
-        frac = (math.log10(max(rtt, y_lo)) - math.log10(y_lo)) / (math.log10(y_hi) - math.log10(y_lo))
-        return top + plot_h - frac * plot_h
-
-    out = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" class="timeline" width="{width}" height="{height}" '
-        f'viewBox="0 0 {width} {height}" role="img" aria-label="round trips and migration phases">',
-        f'<rect x="{left}" y="{top}" width="{inner}" height="{plot_h}" fill="#fafafa" stroke="#ccc"/>',
-    ]
-    # Bands first, so that the dots are drawn over them.
-    for p in phases:
-        x0, x1 = x_of((p["started"] - t0) * 1e3), x_of((p["finished"] - t0) * 1e3)
-        colour = STEP_COLOURS.get(p["step"], "#cccccc")
-        w = max(x1 - x0, 1.0)
-        out.append(
-            f'<rect class="band" data-step="{escape(p["step"])}" x="{_f(x0)}" y="{top}" '
-            f'width="{_f(w)}" height="{lanes_top + lane_h * len(roles) - top}" fill="{colour}" '
-            f'fill-opacity="0.28"><title>{escape(p["role"])} {escape(p["step"])}: '
-            f'{(p["finished"] - p["started"]) * 1e3:.1f} ms</title></rect>'
-        )
-    for i, role in enumerate(roles):
-        y = lanes_top + i * lane_h
-        out.append(f'<text x="{left - 6}" y="{y + 15}" text-anchor="end">{escape(role)}</text>')
-        out.append(f'<rect x="{left}" y="{y}" width="{inner}" height="{lane_h - 2}" fill="none" stroke="#eee"/>')
-        for p in (p for p in phases if p["role"] == role):
-            x0, x1 = x_of((p["started"] - t0) * 1e3), x_of((p["finished"] - t0) * 1e3)
-            w = max(x1 - x0, 1.0)
-            stroke = ' stroke="#b00" stroke-width="2"' if not p.get("ok", True) else ""
-            label = p["step"] + ("" if p.get("ok", True) else " FAILED")
-            out.append(
-                f'<rect class="phase" x="{_f(x0)}" y="{y}" width="{_f(w)}" height="{lane_h - 2}" '
-                f'fill="{STEP_COLOURS.get(p["step"], "#ccc")}"{stroke}><title>{escape(role)} '
-                f'{escape(label)}: {(p["finished"] - p["started"]) * 1e3:.1f} ms</title></rect>'
-            )
-            if w >= 7 * len(label) + 4:  # only where the word fits; the legend names the rest
-                out.append(f'<text x="{_f(x0 + w / 2)}" y="{y + 14}" text-anchor="middle">{escape(label)}</text>')
-    # Axes: ms from the migration's start; rtt in decades.
-    step = _nice_step(hi - lo)
-    tick = math.ceil(lo / step) * step
-    while tick <= hi:
-        x = x_of(tick)
-        out.append(f'<line x1="{_f(x)}" y1="{top}" x2="{_f(x)}" y2="{axis_y}" stroke="#e4e4e4"/>')
-        out.append(f'<text x="{_f(x)}" y="{axis_y + 14}" text-anchor="middle">{tick:g}</text>')
-        tick += step
-    out.append(f'<text x="{left + inner / 2}" y="{axis_y + 32}" text-anchor="middle">'
-               "ms from the start of the migration</text>")
-    decade = y_lo
-    while decade <= y_hi * 1.0001:
-        grid_y = y_of(decade)
-        out.append(f'<line x1="{left}" y1="{_f(grid_y)}" x2="{left + inner}" y2="{_f(grid_y)}" stroke="#e4e4e4"/>')
-        out.append(f'<text x="{left - 6}" y="{_f(grid_y + 4)}" text-anchor="end">{decade:g}</text>')
-        decade *= 10
-    out.append(f'<text x="14" y="{top + plot_h / 2}" transform="rotate(-90 14 {top + plot_h / 2})" '
-               'text-anchor="middle">rtt (ms, log)</text>')
-    x_start = x_of(0.0)
-    out.append(f'<line x1="{_f(x_start)}" y1="{top}" x2="{_f(x_start)}" y2="{axis_y}" '
-               'stroke="#333" stroke-dasharray="4 3"/>')
-    for ms, rtt in shown:
-        out.append(f'<circle class="rtt" cx="{_f(x_of(ms))}" cy="{_f(y_of(rtt))}" r="2.5" fill="#08519c">'
-                   f"<title>{ms:.1f} ms: rtt {rtt:.2f} ms</title></circle>")
-    gap = _gap(points, 0.0, duration)
-    if gap is not None:
-        gx0, gx1 = x_of(max(gap[0], lo)), x_of(min(gap[1], hi))
-        out.append(f'<line class="gap" x1="{_f(gx0)}" y1="{top - 8}" x2="{_f(gx1)}" y2="{top - 8}" '
-                   'stroke="#b00" stroke-width="2"/>')
-        for gx in (gx0, gx1):
-            out.append(f'<line x1="{_f(gx)}" y1="{top - 13}" x2="{_f(gx)}" y2="{top - 3}" stroke="#b00" stroke-width="2"/>')
-        out.append(f'<text x="{_f((gx0 + gx1) / 2)}" y="{top - 12}" text-anchor="middle" '
-                   f'style="fill:#b00">no replies for {gap[1] - gap[0]:.1f} ms</text>')
-    hidden = len(points) - len(shown)
-    if hidden:
-        out.append(f'<text x="{left + inner}" y="{height - 4}" text-anchor="end">'
-                   f"{hidden} round trip(s) outside this window</text>")
-    out.append("</svg>")
-    return "\n".join(out)
-
-
-def _legend(steps: list[str]) -> str:
-    items = "".join(
-        f'<span><i style="background:{STEP_COLOURS.get(s, "#ccc")}"></i>{escape(s)}</span>' for s in steps
-    )
-    return f'<div class="legend">{items}</div>'
-
-
-# --- the downtime trend -----------------------------------------------------------------------
-
-
-def trend_svg(nights: list[dict[str, Any]], width: int = 960, height: int = 240) -> str:
-    """Each key's median downtime, night after night."""
-    keys = sorted({k for n in nights for k in (n.get("downtime_ms") or {})})
-    if not nights or not keys:
-        return '<p class="none">no downtime recorded yet</p>'
-    left, right, top, bottom = 64, 16, 16, 40
-    inner_w, inner_h = width - left - right, height - top - bottom
-    values = [v for n in nights for v in (n.get("downtime_ms") or {}).values()]
-    y_hi = max(values) * 1.15 or 1.0
-    count = len(nights)
-
-    def x_of(i: int) -> float:
-        return left + (inner_w / 2 if count == 1 else i / (count - 1) * inner_w)
-
-    def y_of(v: float) -> float:
-        return top + inner_h - v / y_hi * inner_h
-
-    out = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" class="trend" width="{width}" height="{height}" '
-        f'viewBox="0 0 {width} {height}" role="img" aria-label="median downtime per night">',
-        f'<rect x="{left}" y="{top}" width="{inner_w}" height="{inner_h}" fill="#fafafa" stroke="#ccc"/>',
-    ]
-    step = _nice_step(y_hi, 5)
-    tick = 0.0
-    while tick <= y_hi:
-        y = y_of(tick)
-        out.append(f'<line x1="{left}" y1="{_f(y)}" x2="{left + inner_w}" y2="{_f(y)}" stroke="#e4e4e4"/>')
-        out.append(f'<text x="{left - 6}" y="{_f(y + 4)}" text-anchor="end">{tick:g}</text>')
-        tick += step
-    out.append(f'<text x="14" y="{top + inner_h / 2}" transform="rotate(-90 14 {top + inner_h / 2})" '
-               'text-anchor="middle">median downtime (ms)</text>')
-    labelled = {0, count - 1, *range(0, count, max(1, count // 6))}
-    for i in sorted(labelled):
-        # The first and last labels hang inwards, or the plot's edges would cut them.
-        anchor = "middle" if count == 1 else "start" if i == 0 else "end" if i == count - 1 else "middle"
-        out.append(f'<text x="{_f(x_of(i))}" y="{top + inner_h + 16}" text-anchor="{anchor}">'
-                   f'{escape(str(nights[i].get("stamp", i)))}</text>')
-    for k, key in enumerate(keys):
-        colour = LINE_COLOURS[k % len(LINE_COLOURS)]
-        pts = [(x_of(i), y_of(n["downtime_ms"][key]), n) for i, n in enumerate(nights)
-               if key in (n.get("downtime_ms") or {})]
-        if len(pts) > 1:
-            path = " ".join(f"{_f(x)},{_f(y)}" for x, y, _ in pts)
-            out.append(f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="2"/>')
-        for x, y, n in pts:
-            out.append(f'<circle cx="{_f(x)}" cy="{_f(y)}" r="3.5" fill="{colour}"><title>{escape(key)} '
-                       f'{escape(str(n.get("stamp")))}: {n["downtime_ms"][key]:.1f} ms</title></circle>')
-    out.append("</svg>")
-    items = "".join(
-        f'<span><i style="background:{LINE_COLOURS[k % len(LINE_COLOURS)]}"></i>{escape(key)}</span>'
-        for k, key in enumerate(keys)
-    )
-    return "\n".join(out) + f'\n<div class="legend">{items}</div>'
-
-
 # --- the page ---------------------------------------------------------------------------------
 
 
-def _anchor(entry: dict[str, Any], i: int) -> str:
-    return f"r{i}-" + "".join(c if c.isalnum() else "-" for c in key_name(
-        entry["name"], entry.get("backend", ""), entry.get("plan", "")))
+def _anchor(entry: ScenarioResult, i: int) -> str:
+    return f"r{i}-" + "".join(
+        c if c.isalnum() else "-" for c in key_name(entry.name, entry.backend, entry.plan)
+    )
 
 
 def _ms(value: float | None) -> str:
     return f"{value:.1f}" if value is not None else "-"
 
 
-def _environment(results: dict[str, Any]) -> str:
-    env = dict(results.get("environment") or {})
-    env.setdefault("criu_version", results.get("criu_version"))
-    env.setdefault("kernel", results.get("kernel"))
+def _environment(results: RunReport) -> str:
+    env: dict[str, Any] = dict(results.environment or {})
+    env.setdefault("criu_version", results.criu_version)
+    env.setdefault("kernel", results.kernel)
     features = env.pop("features", {}) or {}
     rows = [f"<tr><td>{escape(str(k))}</td><td>{escape(str(v))}</td></tr>" for k, v in env.items()]
     if features:
@@ -299,22 +88,22 @@ def _comparison(comparison: Comparison | None) -> str:
             + (f"<ul>{items}</ul>" if items else ""))
 
 
-def _summary(results: dict[str, Any], comparison: Comparison | None, directory: Path | None) -> str:
+def _summary(results: RunReport, comparison: Comparison | None) -> str:
     verdicts = comparison.by_key() if comparison else {}
     head = ("<tr><th>scenario</th><th>backend</th><th>plan</th><th>outcome</th><th>lost</th>"
             "<th>errors</th><th>downtime (ms, median)</th><th>CRIU error</th><th>compare</th></tr>")
     rows = []
-    for i, s in enumerate(results["scenarios"]):
-        key = (s["name"], s.get("backend") or results.get("backend", ""), s.get("plan", ""))
+    for i, s in enumerate(results.scenarios):
+        key = key_of(s, results)
         v = verdicts.get(key)
         verdict = (f'<span class="{"regression" if v.regression else ""}">{escape(v.kind)}</span>'
                    if v else "-")
         rows.append(
-            f'<tr class="{OUTCOME_CLASS.get(s["outcome"], "")}">'
-            f'<td><a href="#{_anchor(s, i)}">{escape(s["name"])}</a></td>'
-            f'<td>{escape(key[1])}</td><td>{escape(key[2])}</td><td>{escape(s["outcome"])}</td>'
-            f'<td class="num">{s.get("messages_lost", 0)}</td><td class="num">{s.get("client_errors", 0)}</td>'
-            f'<td class="num">{_ms(median_downtime(s))}</td>'
+            f'<tr class="{outcome_class(s.outcome)}">'
+            f'<td><a href="#{_anchor(s, i)}">{escape(s.name)}</a></td>'
+            f'<td>{escape(key[1])}</td><td>{escape(key[2])}</td><td>{escape(s.outcome)}</td>'
+            f'<td class="num">{s.messages_lost}</td><td class="num">{s.client_errors}</td>'
+            f'<td class="num">{_ms(s.median_downtime())}</td>'
             f'<td class="sig">{escape(normalized_signature(s) or "-")}</td><td>{verdict}</td></tr>'
         )
     return f'<table class="summary">{head}{"".join(rows)}</table>'
@@ -327,47 +116,46 @@ def _artifacts_link(path: str, directory: Path | None) -> str:
     return f'<p>Artifacts: <a href="{escape(href)}">{escape(href)}</a></p>'
 
 
-def _result(entry: dict[str, Any], i: int, directory: Path | None) -> str:
+def _result(entry: ScenarioResult, i: int, directory: Path | None) -> str:
     parts = [
         f'<div class="result" id="{_anchor(entry, i)}">',
-        f'<h3>{escape(entry["name"])} [{escape(entry.get("backend", ""))}, {escape(entry.get("plan", ""))}]'
-        f' — <span class="{OUTCOME_CLASS.get(entry["outcome"], "")}">{escape(entry["outcome"])}</span></h3>',
-        f"<p>{escape(entry.get('reason') or '')}</p>",
+        f"<h3>{escape(entry.name)} [{escape(entry.backend)}, {escape(entry.plan)}]"
+        f' — <span class="{outcome_class(entry.outcome)}">{escape(entry.outcome)}</span></h3>',
+        f"<p>{escape(entry.reason)}</p>",
     ]
-    if entry.get("criu_error"):
-        parts.append(f'<p class="sig">{escape(str(entry["criu_error"]))}</p>')
+    if entry.criu_error:
+        parts.append(f'<p class="sig">{escape(entry.criu_error)}</p>')
     # The bundle lies in the report directory; the run directory may be on another machine.
-    parts.append(_artifacts_link(entry.get("bundle") or entry.get("artifacts") or "", directory))
-    cycles = entry.get("cycles") or []
-    steps = sorted({p["step"] for c in cycles for p in c.get("phases") or []},
+    parts.append(_artifacts_link(entry.bundle or entry.artifacts, directory))
+    steps = sorted({p.step for c in entry.cycles for p in c.phases},
                    key=lambda s: list(STEP_COLOURS).index(s) if s in STEP_COLOURS else 99)
     if steps:
-        parts.append(_legend(steps))
-    for c in cycles:
-        parts.append(f"<h4>cycle {c.get('cycle')}: {escape(c.get('outcome', ''))}, downtime "
-                     f"{_ms(c.get('downtime_ms'))} ms, lost {c.get('messages_lost', 0)}</h4>")
+        parts.append(legend(steps))
+    for c in entry.cycles:
+        parts.append(f"<h4>cycle {c.cycle}: {escape(c.outcome)}, downtime "
+                     f"{_ms(c.downtime_ms)} ms, lost {c.messages_lost}</h4>")
         parts.append(timeline_svg(c))
     parts.append("</div>")
     return "\n".join(parts)
 
 
 def render(
-    results: dict[str, Any],
+    results: RunReport,
     comparison: Comparison | None = None,
     nights: list[dict[str, Any]] | None = None,
     directory: Path | None = None,
 ) -> str:
     """The whole page. directory is where the page will live (for relative artifact links)."""
-    title = f"criu-harness nightly {results.get('stamp', '')}".strip()
-    scenarios = results["scenarios"]
-    good = sum(1 for s in scenarios if OUTCOME_CLASS.get(s["outcome"]) != "bad")
+    title = f"criu-harness nightly {results.stamp or ''}".strip()
+    scenarios = results.scenarios
+    good = sum(1 for s in scenarios if outcome_class(s.outcome) != "bad")
     body = [
         f"<h1>{escape(title)}</h1>",
         f"<p>{good} of {len(scenarios)} result(s) as expected; "
-        f"{results.get('iterations', 1)} migration(s) per result.</p>",
+        f"{results.iterations or 1} migration(s) per result.</p>",
         "<h2>Environment</h2>", _environment(results),
         "<h2>Compared with the previous night</h2>", _comparison(comparison),
-        "<h2>Results</h2>", _summary(results, comparison, directory),
+        "<h2>Results</h2>", _summary(results, comparison),
         "<h2>Downtime trend</h2>", trend_svg(nights or []),
         "<h2>Timelines</h2>",
         "<p>Dots: the client's answered round trips; shaded bands: the migration's steps, one "

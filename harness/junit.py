@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from harness.criu.log import message
-from harness.result import RunReport, ScenarioResult
+from harness.result import Outcome, RunReport, ScenarioResult
 
 __all__ = ["JUNIT", "to_xml", "write"]
 
@@ -31,16 +31,17 @@ def _case(result: ScenarioResult) -> ET.Element:
         time=f"{result.duration_s:.3f}",
     )
     why = result.reason or ""
-    if result.outcome == "failed":
-        ET.SubElement(case, "failure", message=why, type="failed").text = why
-    elif result.outcome == "xpassed":
-        ET.SubElement(case, "failure", message=f"[XPASS(strict)] {why}", type="xpassed").text = why
-    elif result.outcome == "error":
-        ET.SubElement(case, "error", message=why, type="error").text = why
-    elif result.outcome == "xfailed":
-        ET.SubElement(case, "skipped", message=f"expected failure: {why}", type="pytest.xfail")
-    elif result.outcome == "skipped":
-        ET.SubElement(case, "skipped", message=why, type="pytest.skip")
+    match result.outcome:
+        case Outcome.FAILED:
+            ET.SubElement(case, "failure", message=why, type="failed").text = why
+        case Outcome.XPASSED:
+            ET.SubElement(case, "failure", message=f"[XPASS(strict)] {why}", type="xpassed").text = why
+        case Outcome.ERROR:
+            ET.SubElement(case, "error", message=why, type="error").text = why
+        case Outcome.XFAILED:
+            ET.SubElement(case, "skipped", message=f"expected failure: {why}", type="pytest.xfail")
+        case Outcome.SKIPPED:
+            ET.SubElement(case, "skipped", message=why, type="pytest.skip")
     out = [f"outcome: {result.outcome}", f"messages lost: {result.messages_lost}",
            f"client errors: {result.client_errors}"]
     if result.downtime_ms is not None:
@@ -62,9 +63,9 @@ def to_xml(report: RunReport, suite: str = "criu-harness", timestamp: datetime |
         "testsuite",
         name=suite,
         tests=str(len(results)),
-        failures=str(sum(r.outcome in ("failed", "xpassed") for r in results)),
-        errors=str(sum(r.outcome == "error" for r in results)),
-        skipped=str(sum(r.outcome in ("xfailed", "skipped") for r in results)),
+        failures=str(sum(r.outcome in (Outcome.FAILED, Outcome.XPASSED) for r in results)),
+        errors=str(sum(r.outcome is Outcome.ERROR for r in results)),
+        skipped=str(sum(r.outcome in (Outcome.XFAILED, Outcome.SKIPPED) for r in results)),
         time=f"{sum(r.duration_s for r in results):.3f}",
         timestamp=when,
         hostname=socket.gethostname(),

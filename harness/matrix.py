@@ -20,13 +20,12 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
 from harness import environment, history, html, junit, report, scenario
 from harness.compare import DEFAULT_THRESHOLD, Comparison, compare, load_results
 from harness.criu import BACKENDS, Backend, get_backend
 from harness.errors import HarnessError, UsageError
-from harness.result import RunReport, ScenarioResult
+from harness.result import Keep, RunReport, ScenarioResult
 from harness.runner import ScenarioRun
 
 __all__ = [
@@ -106,7 +105,6 @@ def _new_dated_dir(base: Path, now: datetime) -> Path:
 class NightResult:
     directory: Path
     run: RunReport
-    results: dict[str, Any]
     comparison: Comparison | None
     previous: Path | None
 
@@ -157,9 +155,10 @@ class Night:
             (p for p in reversed(dated_dirs(self.out)) if p != directory), None
         )
         env = environment.describe(self.criu)
-        run = RunReport(criu_version=env["criu_version"], backend="matrix")
+        run = RunReport(criu_version=env["criu_version"], backend="matrix", environment=env,
+                        iterations=self.iterations, stamp=directory.name)
         echo(f"{report.header(run)} | {len(self.cells())} result(s) into {directory}")
-        started = time.time()
+        run.started = round(time.time(), 3)
         for name, problems in self.broken:
             for backend in self.backends:
                 result = ScenarioResult(name=name, expected="migrates", backend=backend,
@@ -172,18 +171,13 @@ class Night:
             echo(f"{cell.backend:<4} {report.line(result)}")
             if not result.ok and result.reason:
                 echo(f"     why: {result.reason}")
-        results = run.to_json()
-        results["environment"] = env
-        results["started"] = round(started, 3)
-        results["finished"] = round(time.time(), 3)
-        results["iterations"] = self.iterations
-        results["stamp"] = directory.name
-        (directory / report.RESULTS).write_text(json.dumps(results, indent=2) + "\n")
+        run.finished = round(time.time(), 3)
+        run.write(directory / report.RESULTS)
         junit.write(run, directory, suite="criu-harness nightly")
 
         comparison = None
         if previous is not None:
-            comparison = compare(load_results(previous), results, self.threshold,
+            comparison = compare(load_results(previous), run, self.threshold,
                                  str(previous), str(directory))
             text = "\n".join([*comparison.lines(), comparison.summary()]) + "\n"
             (directory / "compare.txt").write_text(text)
@@ -195,13 +189,13 @@ class Night:
             echo("no previous night to compare with")
 
         history_path = self.out / history.HISTORY
-        history.append(history_path, history.entry(directory.name, results, comparison))
-        page = html.render(results, comparison, history.read(history_path), directory)
+        history.append(history_path, history.entry(directory.name, run, comparison))
+        page = html.render(run, comparison, history.read(history_path), directory)
         (directory / html.REPORT).write_text(page)
         good = sum(1 for s in run.scenarios if s.ok)
         echo(f"{good} of {len(run.scenarios)} result(s) as expected")
         echo(f"report: {directory / html.REPORT}")
-        return NightResult(directory, run, results, comparison, previous)
+        return NightResult(directory, run, comparison, previous)
 
     def _run_cell(self, cell: Cell, artifacts: Path) -> ScenarioResult:
         try:
@@ -210,7 +204,7 @@ class Night:
                 self.backends[cell.backend],
                 plan=cell.plan,
                 iterations=self.iterations,
-                keep="failed",
+                keep=Keep.FAILED,
                 bundle_into=artifacts,
             ).run()
         except HarnessError as exc:

@@ -13,23 +13,9 @@ from harness.criu import Backend, CriuCall, CriuOptions
 from harness.errors import CriuError, WorkloadError
 from harness.plan import Plan
 from harness.process import Workload
+from harness.result import Phase, Step
 from harness.sockets import queued_bytes
 from harness.waiting import DeadlinePassed, wait_for
-
-
-@dataclass
-class Phase:
-    """A step of the migration as it ran (wall-clock seconds, comparable with event logs)."""
-
-    step: str  # freeze, dump, reap, restore, resume, rollback
-    role: str
-    started: float
-    finished: float
-    ok: bool = True
-
-    @property
-    def duration_ms(self) -> float:
-        return (self.finished - self.started) * 1e3
 
 
 @dataclass
@@ -40,17 +26,9 @@ class MigrationRecord:
     phases: list[Phase] = field(default_factory=list)
     calls: list[CriuCall] = field(default_factory=list)
     error: CriuError | None = None
-    failed_step: str | None = None
-    rolled_back: bool = False
+    failed_step: Step | None = None
     started: float = 0.0
     finished: float = 0.0
-
-    @property
-    def succeeded(self) -> bool:
-        return self.error is None
-
-    def phase_ms(self, step: str) -> float:
-        return sum(p.duration_ms for p in self.phases if p.step == step)
 
 
 def at_rest(workload: Workload) -> bool:
@@ -100,40 +78,40 @@ class Migration:
         dumped: list[str] = []
         try:
             for role in self.plan.freeze:
-                with _phase(record, "freeze", role):
+                with _phase(record, Step.FREEZE, role):
                     workloads[role].freeze()
                 frozen.append(role)
             for role in self.plan.quiesce:
-                with _phase(record, "quiesce", role):
+                with _phase(record, Step.QUIESCE, role):
                     self._quiesce(workloads[role])
             for role in self.plan.dump:
                 if self.before_dump is not None:
-                    with _phase(record, "inspect", role):
+                    with _phase(record, Step.INSPECT, role):
                         self.before_dump(role, workloads[role])
                 workloads[role].note_tree()  # its children die with it: reap() collects them
-                with _phase(record, "dump", role):
+                with _phase(record, Step.DUMP, role):
                     self._call(record, self.backend.dump, workloads[role].pid, role, "dump")
-                with _phase(record, "reap", role):
+                with _phase(record, Step.REAP, role):
                     workloads[role].reap()
                 dumped.append(role)
         except CriuError as err:
-            record.error, record.failed_step = err, "dump"
+            record.error, record.failed_step = err, Step.DUMP
             self._rollback(record, workloads, dumped, frozen)
             record.finished = time.time()
             return record
         for role in self.plan.restore:
             try:
-                with _phase(record, "restore", role):
+                with _phase(record, Step.RESTORE, role):
                     call = self._call(record, self.backend.restore, None, role, "restore")
                     assert call.restored_pid is not None
                     workloads[role].adopt(call.restored_pid)
             except CriuError as err:
-                record.error, record.failed_step = err, "restore"
+                record.error, record.failed_step = err, Step.RESTORE
                 break
             if self.after_restore is not None:
-                with _phase(record, "inspect", role):
+                with _phase(record, Step.INSPECT, role):
                     self.after_restore(role, workloads[role])
-            with _phase(record, "resume", role):
+            with _phase(record, Step.RESUME, role):
                 # CRIU restores a task stopped if it was stopped at dump: let it run.
                 workloads[role].thaw()
         record.finished = time.time()
@@ -182,9 +160,8 @@ class Migration:
         dumped: list[str],
         frozen: list[str],
     ) -> None:
-        record.rolled_back = True
         for role in dumped:
-            with _phase(record, "rollback", role) as phase:
+            with _phase(record, Step.ROLLBACK, role) as phase:
                 try:
                     call = self.backend.restore(self.options_for(role, "restore"))
                     assert call.restored_pid is not None
@@ -199,7 +176,7 @@ class Migration:
 
 
 @contextmanager
-def _phase(record: MigrationRecord, step: str, role: str) -> Iterator[Phase]:
+def _phase(record: MigrationRecord, step: Step, role: str) -> Iterator[Phase]:
     """Time a step into the record; a step that raises is marked not ok."""
     phase = Phase(step, role, time.time(), 0.0)
     record.phases.append(phase)

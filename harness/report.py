@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from harness.criu.log import message
@@ -47,7 +46,5 @@ def header(report: RunReport) -> str:
 
 def write(report: RunReport, directory: Path) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
-    path = directory / RESULTS
-    path.write_text(json.dumps(report.to_json(), indent=2) + "\n")
-    return path
+    return report.write(directory / RESULTS)
 

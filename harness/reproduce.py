@@ -7,7 +7,6 @@ their child subreaper), so trying a restore leaves nothing behind but a new CRIU
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from dataclasses import dataclass, field, replace
@@ -16,11 +15,12 @@ from typing import Any
 
 import psutil
 
-from harness.artifacts import HIGHLIGHTED, highlight, load_calls
-from harness.criu import get_backend
+from harness.artifacts import HIGHLIGHTED, RecordedCall, highlight, load_calls
+from harness.criu import CriuCall, get_backend
 from harness.criu.options import PIDFILE, CriuOptions
 from harness.errors import CriuError, UsageError
 from harness.process import Supervisor, Workload
+from harness.result import ScenarioResult
 from harness.waiting import DeadlinePassed, wait_for
 
 __all__ = ["RestoreAttempt", "describe", "find_images", "options_from_call", "retry_restore", "run_dir_of"]
@@ -93,11 +93,11 @@ def find_images(run_dir: Path, cycle: int | None = None) -> tuple[int | None, di
 
 
 def options_from_call(
-    call: dict[str, Any] | None, images_dir: Path, log_file: str
+    call: CriuCall | None, images_dir: Path, log_file: str
 ) -> tuple[CriuOptions, list[str]]:
     """The CriuOptions a recorded call ran with, moved to images_dir, plus notes on what cannot
     be repeated (inherited fds belonged to the process that ran the harness)."""
-    recorded = (call or {}).get("criu_options")
+    recorded = call.criu_options if call is not None else None
     if not recorded:
         return CriuOptions(images_dir=images_dir, log_file=log_file), []
     opts = CriuOptions.from_json(recorded)
@@ -113,25 +113,25 @@ def _retry_log(images_dir: Path) -> str:
     return f"{RETRY_LOG}-{n}.log"
 
 
-def _recorded(calls: list[dict[str, Any]], cycle: int | None, role: str, action: str) -> dict[str, Any] | None:
+def _recorded(
+    calls: list[RecordedCall], cycle: int | None, role: str, action: str
+) -> RecordedCall | None:
     found = [
         c for c in calls
-        if c.get("role") == role and c.get("action") == action
-        and (cycle is None or c.get("cycle") == cycle)
+        if c.role == role and c.call.action == action and (cycle is None or c.cycle == cycle)
     ]
     return found[-1] if found else None
 
 
-def _restore_order(calls: list[dict[str, Any]], cycle: int | None, roles: dict[str, Path]) -> list[str]:
+def _restore_order(calls: list[RecordedCall], cycle: int | None, roles: dict[str, Path]) -> list[str]:
     """The roles in the order the run restored them, then those it never got to, in the order
     it dumped them."""
     order: list[str] = []
     for action in ("restore", "dump"):
         for c in calls:
-            if c.get("action") == action and (cycle is None or c.get("cycle") == cycle):
-                role = c.get("role")
-                if role in roles and role not in order:
-                    order.append(role)
+            if c.call.action == action and (cycle is None or c.cycle == cycle):
+                if c.role in roles and c.role not in order:
+                    order.append(c.role)
     return order + [r for r in roles if r not in order]
 
 
@@ -153,14 +153,16 @@ def retry_restore(
     if role is not None and role not in roles:
         raise UsageError(f"{run_dir}: no images for role {role!r} (roles: {', '.join(roles)})")
     calls = load_calls(run_dir)
-    run_backend = _result(run_dir).get("backend") or "rpc"
+    run_backend = _run_backend(run_dir)
     attempts: list[RestoreAttempt] = []
     with Supervisor() as supervisor:
         for name in [role] if role else _restore_order(calls, which, roles):
             images_dir = roles[name]
             recorded = _recorded(calls, which, name, "restore")
-            chosen = backend or (recorded or {}).get("backend") or run_backend
-            opts, notes = options_from_call(recorded, images_dir, _retry_log(images_dir))
+            chosen = backend or (recorded.call.backend if recorded else "") or run_backend
+            opts, notes = options_from_call(
+                recorded.call if recorded else None, images_dir, _retry_log(images_dir)
+            )
             if recorded is None:
                 notes.append("the run never restored this role: default restore options")
             attempt = RestoreAttempt(
@@ -236,22 +238,22 @@ def _reap_failed(pids: set[int], timeout: float = 5.0) -> None:
                 continue
 
 
-def _signature_of(call: dict[str, Any] | None) -> str | None:
+def _signature_of(recorded: RecordedCall | None) -> str | None:
     """The signature a recorded call failed with (its error text ends with it)."""
-    if not call or not call.get("error"):
+    if recorded is None or not recorded.call.error:
         return None
-    if call.get("signature"):
-        return str(call["signature"])
-    m = re.search(r"\): (.*) \[log: [^\]]*\]$", call["error"])
+    if recorded.signature:
+        return recorded.signature
+    m = re.search(r"\): (.*) \[log: [^\]]*\]$", recorded.call.error)
     return m.group(1) if m else None
 
 
-def _result(run_dir: Path) -> dict[str, Any]:
+def _run_backend(run_dir: Path) -> str:
+    """The backend the run used, from its result.json (rpc when it cannot be told)."""
     try:
-        data: dict[str, Any] = json.loads((run_dir / "result.json").read_text())
-        return data
-    except (OSError, ValueError):
-        return {}
+        return ScenarioResult.load(run_dir / "result.json").backend or "rpc"
+    except UsageError:
+        return "rpc"
 
 
 def _highlight(log: Path) -> None:

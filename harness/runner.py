@@ -8,9 +8,7 @@ import shutil
 import stat
 import subprocess
 import time
-from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
 from harness import preflight
 from harness.artifacts import bundle, write_artifacts
@@ -21,7 +19,7 @@ from harness.fingerprint import Inspection, describe
 from harness.migration import Migration, MigrationRecord
 from harness.plan import Plan, get_plan
 from harness.process import Supervisor, Workload
-from harness.result import CycleResult, DowntimeSummary, ScenarioResult
+from harness.result import CycleResult, DowntimeSummary, Keep, Outcome, RoleStats, ScenarioResult, Step
 from harness.rundir import RunDir
 from harness.scenario import Expectation, ProcessSpec, Scenario
 from harness.stats import image_bytes, read_stats
@@ -35,9 +33,6 @@ from harness.verification import (
 )
 from harness.waiting import DeadlinePassed, wait_for
 
-KEEP = ("always", "failed", "never")
-
-
 class ScenarioRun:
     """One scenario under one backend and plan, migrated ``iterations`` times in a row."""
 
@@ -47,13 +42,13 @@ class ScenarioRun:
         backend: Backend,
         plan: str | None = None,
         iterations: int = 1,
-        keep: str = "failed",
+        keep: Keep | str = Keep.FAILED,
         bundle_into: Path | None = None,
         fingerprint: bool = True,
         run_dir: RunDir | None = None,
     ) -> None:
-        if keep not in KEEP:
-            raise HarnessError(f"keep must be one of {', '.join(KEEP)}, not {keep!r}")
+        if keep not in tuple(Keep):
+            raise HarnessError(f"keep must be one of {', '.join(Keep)}, not {keep!r}")
         if iterations < 1:
             raise HarnessError(f"iterations must be at least 1, not {iterations}")
         self.scenario = scenario
@@ -62,7 +57,7 @@ class ScenarioRun:
         self.plan.check(scenario.roles)
         self.expect: Expectation = scenario.expectation(self.plan.name)
         self.iterations = iterations
-        self.keep = keep
+        self.keep = Keep(keep)
         # A report's directory: a kept run is also packed there as one .tar.gz, so the report
         # holds its evidence while the run directory stays where it ran, replayable.
         self.bundle_into = bundle_into
@@ -93,9 +88,9 @@ class ScenarioRun:
             with Supervisor() as supervisor:
                 self._execute(supervisor, result)
         except HarnessError as exc:
-            result.outcome, result.reason = "error", str(exc)
+            result.outcome, result.reason = Outcome.ERROR, str(exc)
         except KeyboardInterrupt as exc:
-            result.outcome, result.reason = "error", f"interrupted ({type(exc).__name__})"
+            result.outcome, result.reason = Outcome.ERROR, f"interrupted ({type(exc).__name__})"
             interrupted = exc
         finally:
             result.duration_s = round(time.monotonic() - started, 3)
@@ -110,7 +105,7 @@ class ScenarioRun:
         assert self.run_dir is not None
         # A scenario needing a CRIU feature this kernel lacks cannot pass or fail here.
         if missing := preflight.missing_features(self.scenario.features, self.backend.criu.path):
-            result.outcome, result.reason = "skipped", preflight.skip_reason(missing)
+            result.outcome, result.reason = Outcome.SKIPPED, preflight.skip_reason(missing)
             return
         self._build()
         for spec in self.scenario.processes:
@@ -134,7 +129,7 @@ class ScenarioRun:
         for n in range(1, self.iterations + 1):
             cycle = self._cycle(n, progress)
             result.cycles.append(cycle)
-            if cycle.outcome not in ("passed",):
+            if cycle.outcome is not Outcome.PASSED:
                 break
         self._conclude(result, progress)
 
@@ -157,22 +152,22 @@ class ScenarioRun:
         ).run(self.workloads)
         cycle = CycleResult(
             cycle=n,
-            outcome="failed",
-            phases=[asdict(p) for p in record.phases],
-            calls=[_call_json(c) for c in record.calls],
+            outcome=Outcome.FAILED,
+            phases=record.phases,
+            calls=record.calls,
             stats=self._stats(record, images),
         )
         if record.error is not None:
             self._failed_migration(cycle, record, progress)
         elif self.expect.outcome == "fails":
-            cycle.outcome = "xpassed"
+            cycle.outcome = Outcome.XPASSED
             cycle.reason = (
                 f"expected criu {self.expect.action} to fail with "
                 f"{self.expect.signature!r}, but the migration succeeded"
             )
         else:
             self._verify(cycle, record, progress, looks)
-            if cycle.outcome == "passed" and self.keep != "always":
+            if cycle.outcome is Outcome.PASSED and self.keep is not Keep.ALWAYS:
                 _drop_pages(images)  # many cycles of a passing run must not fill the disk
         return cycle
 
@@ -186,8 +181,8 @@ class ScenarioRun:
         """A migration that succeeded: the workload must go on, lose nothing, look the same."""
         differences = looks.differences() if looks else []
         allowed = self.expect.allowed_differences
-        cycle.differences = [{**asdict(d), "allowed": d.allowed_by(allowed)} for d in differences]
-        unexpected = [d for d in differences if not d.allowed_by(allowed)]
+        cycle.differences = [d.judged(allowed) for d in differences]
+        unexpected = [d for d in cycle.differences if not d.allowed]
         changed = [f"visible state changed: {describe(unexpected)}"] if unexpected else []
         verify = self.scenario.verify
         mark = progress.mark() if isinstance(progress, LogProgress) else record.finished
@@ -205,29 +200,28 @@ class ScenarioRun:
             since, self._verified_until = self._verified_until, window[1]
             cycle.messages_lost, cycle.client_errors = losses_between(events, since, window[1])
             cycle.timeline = [
-                [round(e["ts"], 4), e.get("rtt_ms", 0.0)]
+                (round(e["ts"], 4), e.get("rtt_ms", 0.0))
                 for e in events
                 if e.get("event") == "received" and window[0] - 1 <= e["ts"] <= window[1] + 1
             ]
         problems = [*changed, *self._over_limits(cycle.messages_lost, cycle.client_errors, 0)]
-        cycle.outcome = "failed" if problems else "passed"
+        cycle.outcome = Outcome.FAILED if problems else Outcome.PASSED
         cycle.reason = "; ".join(problems)
 
-    def _stats(self, record: MigrationRecord, images: Path) -> dict[str, Any]:
+    def _stats(self, record: MigrationRecord, images: Path) -> dict[str, RoleStats]:
         """Per role: CRIU's statistics, the image size and the harness's time per step."""
-        stats: dict[str, Any] = {}
+        stats: dict[str, RoleStats] = {}
         for role in self.plan.dump:
-            steps: dict[str, float] = {}
+            entry = RoleStats(image_bytes=image_bytes(images / role))
             for p in record.phases:
                 if p.role == role:
-                    steps[f"{p.step}_ms"] = round(steps.get(f"{p.step}_ms", 0.0) + p.duration_ms, 3)
+                    key = f"{p.step}_ms"
+                    entry.harness[key] = round(entry.harness.get(key, 0.0) + p.duration_ms, 3)
             try:
-                criu = read_stats(images / role).to_json()
+                entry.criu = read_stats(images / role)
             except HarnessError as exc:
-                criu = {"error": str(exc)}
-            stats[role] = {
-                "criu": criu, "image_bytes": image_bytes(images / role), "harness": steps,
-            }
+                entry.criu_error = str(exc)
+            stats[role] = entry
         return stats
 
     def _failed_migration(self, cycle: CycleResult, record: MigrationRecord, progress: Progress) -> None:
@@ -236,7 +230,7 @@ class ScenarioRun:
         matched = self._expected_failure(err, record.failed_step)
         cycle.criu_error = matched or err.signature
         if self.expect.outcome != "fails" or matched is None:
-            cycle.outcome = "failed"
+            cycle.outcome = Outcome.FAILED
             wanted = (
                 f" (expected criu {self.expect.action} to fail with {self.expect.signature!r})"
                 if self.expect.outcome == "fails" else ""
@@ -247,20 +241,20 @@ class ScenarioRun:
         self._resumed = False
         dead = [name for name, w in self.workloads.items() if not w.alive()]
         if dead:
-            cycle.outcome = "failed"
+            cycle.outcome = Outcome.FAILED
             cycle.reason = f"after the expected failure, not running: {', '.join(dead)}"
             return
         verify = self.scenario.verify
         try:
             progress.wait(progress.mark(), verify.min_progress, verify.deadline)
         except VerificationError as exc:
-            cycle.outcome, cycle.reason = "failed", f"after the expected failure: {exc}"
+            cycle.outcome, cycle.reason = Outcome.FAILED, f"after the expected failure: {exc}"
             return
         self._resumed = True
-        cycle.outcome = "xfailed"
+        cycle.outcome = Outcome.XFAILED
         cycle.reason = "failed as expected; the workload kept running"
 
-    def _expected_failure(self, err: CriuError, step: str | None) -> str | None:
+    def _expected_failure(self, err: CriuError, step: Step | None) -> str | None:
         """The log line showing CRIU failed as the scenario expects, or None.
 
         Matched in the log itself, not guessed from an exit code; a CRIU killed by a signal
@@ -292,8 +286,8 @@ class ScenarioRun:
             result.reason = last.reason
             result.resumed_after_failure = self._resumed
             return
-        if last.outcome != "passed":
-            result.outcome, result.reason = "failed", last.reason
+        if last.outcome is not Outcome.PASSED:
+            result.outcome, result.reason = Outcome.FAILED, last.reason
             return
         dead = [name for name, w in self.workloads.items() if not w.alive()]
         problems = self._over_limits(
@@ -301,7 +295,7 @@ class ScenarioRun:
         )
         if dead:
             problems.append(f"not running at the end: {', '.join(dead)}")
-        result.outcome = "failed" if problems else "passed"
+        result.outcome = Outcome.FAILED if problems else Outcome.PASSED
         result.reason = "; ".join(problems) or (
             f"{len(cycles)} migration(s) verified" if len(cycles) > 1 else "migrated and verified"
         )
@@ -385,8 +379,7 @@ class ScenarioRun:
             (rundir.path / "result.json").write_text(json.dumps(result.to_json(), indent=2))
         except OSError:
             pass
-        keep = self.keep == "always" or (self.keep == "failed" and not result.ok)
-        if keep:
+        if self.keep.keeps(result.outcome):
             write_artifacts(rundir.path, result, self.backend)
             result.artifacts = str(rundir.path)
             if self.bundle_into is not None:
@@ -396,21 +389,6 @@ class ScenarioRun:
         else:
             rundir.remove()
             result.artifacts = ""
-
-
-def _call_json(call: Any) -> dict[str, Any]:
-    return {
-        "action": call.action,
-        "backend": call.backend,
-        "pid": call.pid,
-        "restored_pid": call.restored_pid,
-        "options": call.options,
-        "criu_options": call.criu_options,
-        "log": str(call.log_path),
-        "started": call.started,
-        "duration_ms": round(call.duration_s * 1e3, 3),
-        "error": call.error,
-    }
 
 
 def _drop_pages(images: Path) -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError
+from harness.fields import Fields
 
 __all__ = ["CriuStats", "image_bytes", "read_stats"]
 
@@ -38,6 +39,16 @@ class CriuStats:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_json(cls, f: Fields) -> CriuStats:
+        ms = {k: f.optional_number(k) for k in cls.__dataclass_fields__ if k.endswith("_ms")}
+        return cls(
+            **ms,
+            pages_scanned=f.optional_integer("pages_scanned"),
+            pages_written=f.optional_integer("pages_written"),
+            pages_restored=f.optional_integer("pages_restored"),
+        )
 
 
 def _ms(entry: dict[str, Any], key: str) -> float | None:

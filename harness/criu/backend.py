@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 from harness.criu.log import log_signature
 from harness.criu.options import Action, CriuOptions
 from harness.errors import CriuError, UsageError
+from harness.fields import FieldError, Fields
 
 # How long an interrupted harness lets a running CRIU finish: killing CRIU in the middle of a
 # dump can leave the task with CRIU's parasite code in it, so it is the last resort.
@@ -40,6 +41,39 @@ class CriuCall:
     @property
     def duration_s(self) -> float:
         return self.finished - self.started
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "action": self.action,
+            "backend": self.backend,
+            "pid": self.pid,
+            "restored_pid": self.restored_pid,
+            "options": self.options,
+            "criu_options": self.criu_options,
+            "log": str(self.log_path),
+            "started": self.started,
+            "duration_ms": round(self.duration_s * 1e3, 3),
+            "error": self.error,
+        }
+
+    @classmethod
+    def from_json(cls, f: Fields) -> CriuCall:
+        action = f.text("action")
+        if action not in ("dump", "restore"):
+            raise FieldError(f"{f.where}.action", f"must be dump or restore, not {action!r}")
+        started = f.number("started", 0.0)
+        return cls(
+            action="dump" if action == "dump" else "restore",
+            backend=f.text("backend", ""),
+            pid=f.optional_integer("pid"),
+            options=f.raw("options"),
+            criu_options=f.raw("criu_options"),
+            log_path=Path(f.text("log", "")),
+            started=started,
+            finished=started + f.number("duration_ms", 0.0) / 1e3,
+            restored_pid=f.optional_integer("restored_pid"),
+            error=f.optional_text("error"),
+        )
 
 
 @dataclass

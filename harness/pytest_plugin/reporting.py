@@ -10,7 +10,7 @@ import pytest
 
 from harness.criu.log import message
 from harness.pytest_plugin.settings import CALL_REPORT, FIXTURE, RESULT, SETTINGS
-from harness.result import ScenarioResult
+from harness.result import Outcome, ScenarioResult
 
 # --- reports ------------------------------------------------------------------------------------
 
@@ -18,7 +18,7 @@ from harness.result import ScenarioResult
 def _logs(result: ScenarioResult) -> list[str]:
     """Each CRIU call's log, named by action and role (the images directory is the role's)."""
     return [
-        f"{call['action']} of {Path(call['log']).parent.name}: {call['log']}"
+        f"{call.action} of {call.log_path.parent.name}: {call.log_path}"
         for cycle in result.cycles
         for call in cycle.calls
     ]
@@ -27,7 +27,7 @@ def _logs(result: ScenarioResult) -> list[str]:
 def record_properties(properties: list[tuple[str, object]], result: ScenarioResult) -> None:
     """The result as JUnit properties (junitxml writes an item's user_properties)."""
     props: dict[str, object] = {
-        "criu_outcome": result.outcome,
+        "criu_outcome": str(result.outcome),
         "criu_backend": result.backend,
         "criu_plan": result.plan,
         "criu_messages_lost": result.messages_lost,
@@ -63,12 +63,12 @@ def _details(result: ScenarioResult, keep: str) -> str:
         lines.append("stats:    no echo event log, so no message accounting")
     for cycle in result.cycles:
         phases = ", ".join(
-            f"{p['step']} {p['role']} {(p['finished'] - p['started']) * 1e3:.0f} ms"
+            f"{p.step} {p.role} {p.duration_ms:.0f} ms"
             for p in cycle.phases
         )
         lines.append(f"cycle {cycle.cycle}: {cycle.outcome}: {phases}")
         for role, stats in sorted(cycle.stats.items()):
-            lines.append(f"  stats of {role}: {_flat(stats)}")
+            lines.append(f"  stats of {role}: {_flat(stats.to_json())}")
     logs = _logs(result)
     if logs:
         lines.append("criu logs:")
@@ -122,7 +122,7 @@ def pytest_runtest_makereport(
         if result is None:
             report.outcome = "failed"
             report.longrepr = "criu_xfail: the test ran no migration (call migration.run())"
-        elif result.outcome == "xfailed":
+        elif result.outcome is Outcome.XFAILED:
             # Reported like pytest's own xfail: the failure was expected and it happened.
             report.outcome = "skipped"
             why = message(result.criu_error) if result.criu_error else "-"

@@ -11,7 +11,7 @@ import pytest
 from harness.criu import BACKENDS, Backend, get_backend
 from harness.errors import HarnessError
 from harness.result import ScenarioResult
-from harness.runner import KEEP
+from harness.result import Keep
 
 if TYPE_CHECKING:
     from harness.pytest_plugin.fixture import MigrationFixture  # noqa: F401 (named in a StashKey below)
@@ -40,7 +40,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="how to drive CRIU: rpc (pycriu) or cli (the criu binary); default rpc")
     group.addoption("--criu-binary", metavar="PATH", default=None,
                     help="the criu binary (default: $CRIU_BINARY, else criu on PATH)")
-    group.addoption("--keep-artifacts", choices=KEEP, default="failed",
+    group.addoption("--keep-artifacts", choices=[str(k) for k in Keep], default="failed",
                     help="keep run directories (images, CRIU logs, process output): "
                          "always, failed (default) or never")
 

@@ -28,13 +28,13 @@ def test_every_cycle_is_verified_and_measured(backend_name: str) -> None:
         assert cycle.differences == []
         assert set(cycle.stats) == {"server", "client"}
         for role, stats in cycle.stats.items():
-            criu = stats["criu"]
-            assert criu["frozen_ms"] > 0 and criu["restore_ms"] > 0, role
-            assert criu["pages_written"] == criu["pages_restored"] > 0, role
-            assert stats["image_bytes"] > criu["pages_written"] * 4096 - 1, role
+            criu = stats.criu
+            assert criu is not None and criu.frozen_ms and criu.restore_ms, role
+            assert criu.pages_written and criu.pages_written == criu.pages_restored, role
+            assert stats.image_bytes > criu.pages_written * 4096 - 1, role
             for step in ("freeze", "quiesce" if role == "server" else "freeze", "inspect", "dump",
                          "reap", "restore", "resume"):
-                assert stats["harness"][f"{step}_ms"] >= 0, (role, step)
+                assert stats.harness[f"{step}_ms"] >= 0, (role, step)
     summary = result.downtime_summary
     assert summary is not None and summary.cycles == 5
     downtimes = sorted(c.downtime_ms for c in result.cycles if c.downtime_ms is not None)
@@ -130,8 +130,8 @@ def test_a_visible_state_change_fails_the_cycle_with_the_field_named(
     assert result.messages_lost == 0
     [cycle] = result.cycles
     [d] = cycle.differences
-    assert (d["field"], d["allowed"]) == ("fd 1", False)
-    assert d["process"].startswith("server")
-    assert d["before"].startswith("file ") and "server.stdout" in d["before"]
-    assert d["after"].startswith(f"file {path} ")
+    assert (d.field, d.allowed) == ("fd 1", False)
+    assert d.process.startswith("server")
+    assert d.before.startswith("file ") and "server.stdout" in d.before
+    assert d.after.startswith(f"file {path} ")
     assert "visible state changed" in result.reason and "fd 1:" in result.reason

@@ -27,14 +27,14 @@ def test_dgram_echo_migrates_server_first(backend_name: str) -> None:
     [cycle] = result.cycles
     # quiesce and inspect (the fingerprints) are steps of their own, between these.
     between = ("quiesce", "inspect")
-    order = [(p["step"], p["role"]) for p in cycle.phases if p["step"] not in between]
+    order = [(p.step, p.role) for p in cycle.phases if p.step not in between]
     assert order == [
         ("freeze", "server"), ("freeze", "client"),
         ("dump", "server"), ("reap", "server"), ("dump", "client"), ("reap", "client"),
         ("restore", "server"), ("resume", "server"), ("restore", "client"), ("resume", "client"),
     ]
     # The client answered round trips during the migration's window, before and after.
-    starts = [p["started"] for p in cycle.phases]
+    starts = [p.started for p in cycle.phases]
     assert any(t < min(starts) for t, _ in cycle.timeline)
     assert any(t > max(starts) for t, _ in cycle.timeline)
 
@@ -46,8 +46,8 @@ def test_stream_echo_fails_by_signature_and_survives(backend_name: str) -> None:
     assert "Can't dump half of stream unix connection" in result.criu_error
     assert result.resumed_after_failure is True
     [cycle] = result.cycles
-    assert [c["action"] for c in cycle.calls] == ["dump"]
-    assert cycle.calls[0]["error"]
+    assert [c.action for c in cycle.calls] == ["dump"]
+    assert cycle.calls[0].error
 
 
 def test_a_successful_dump_of_an_expected_failure_is_xpassed(

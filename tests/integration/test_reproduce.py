@@ -103,7 +103,7 @@ def test_bundle_and_restore_reproduce_a_failed_restore(tmp_path: Path, backend_n
         assert result.outcome == "failed", result.reason
         assert result.criu_error and "has bad size" in result.criu_error, result.reason
         [cycle] = result.cycles
-        assert [(c["action"], c["error"] is not None) for c in cycle.calls] == [
+        assert [(c.action, c.error is not None) for c in cycle.calls] == [
             ("dump", False), ("dump", False), ("restore", True),
         ]
         run = Path(result.artifacts)

@@ -118,7 +118,7 @@ def test_native_pair(migration):
     result = migration.run()
     assert result.outcome == "passed" and result.criu_error is None
     [cycle] = result.cycles
-    assert [c["action"] for c in cycle.calls] == ["dump", "dump", "restore", "restore"]
+    assert [c.action for c in cycle.calls] == ["dump", "dump", "restore", "restore"]
     assert migration.processes[1].stdout.read_text().count("OK,I got it!") >= 40
 
 

@@ -7,7 +7,6 @@ import os
 import socket
 import tarfile
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -26,6 +25,8 @@ from harness.artifacts import (
 )
 from harness.environment import versions
 from harness.errors import UsageError
+from harness.fields import Fields
+from harness.result import ScenarioResult
 
 RLIMIT = "(00.000123) Error (criu/util.c:1534): rlimit: Can't setup RLIMIT_NOFILE for self: Operation not permitted"
 BAD_SIZE = "(00.030000)  4242: Error (criu/files-reg.c:2175): File tmp/x/app.log has bad size 114 (expect 90)"
@@ -50,7 +51,7 @@ def test_highlight_of_a_clean_log() -> None:
     assert sig is None and not any(line.startswith(MARK) for line in lines)
 
 
-def _run_dir(tmp_path: Path) -> tuple[Path, dict[str, Any]]:
+def _run_dir(tmp_path: Path) -> tuple[Path, ScenarioResult]:
     run = tmp_path / "criu-harness-demo-abc"
     images = run / "images" / "reader"
     images.mkdir(parents=True)
@@ -66,18 +67,20 @@ def _run_dir(tmp_path: Path) -> tuple[Path, dict[str, Any]]:
         "error": "criu restore failed (exit status 1): ... [log: x]",
     }
     dump = {**restore, "action": "dump", "log": str(images / "dump.log"), "error": None}
-    result = {"name": "demo", "backend": "cli", "cycles": [{"cycle": 1, "calls": [dump, restore]}]}
+    result = {"name": "demo", "backend": "cli", "outcome": "failed",
+              "cycles": [{"cycle": 1, "outcome": "failed", "calls": [dump, restore]}]}
     (run / "result.json").write_text(json.dumps(result))
-    return run, result
+    return run, ScenarioResult.from_json(Fields(result))
 
 
 def test_criu_calls_name_role_images_and_signature(tmp_path: Path) -> None:
     run, result = _run_dir(tmp_path)
     dump, restore = criu_calls(run, result)
-    assert (dump["cycle"], dump["role"], dump["images"]) == (1, "reader", "images/reader")
-    assert "signature" not in dump  # it did not fail
-    assert restore["signature"].endswith("has bad size 114 (expect 90)")
-    assert restore["options"]["argv"][1] == "restore"  # the exact argv, untouched
+    assert (dump.cycle, dump.role, dump.images) == (1, "reader", "images/reader")
+    assert dump.signature is None and "signature" not in dump.to_json()  # it did not fail
+    assert restore.signature is not None
+    assert restore.signature.endswith("has bad size 114 (expect 90)")
+    assert restore.call.options["argv"][1] == "restore"  # the exact argv, untouched
     # Without criu-calls.json the calls are read back from result.json.
     assert load_calls(run) == [dump, restore]
 

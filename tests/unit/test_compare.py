@@ -10,6 +10,8 @@ import pytest
 
 from harness.cli import main
 from harness.compare import compare, normalized_signature
+from harness.fields import Fields
+from harness.result import RunReport
 
 SIG = (
     "Error (criu/sk-unix.c:881): unix: Can't dump half of stream unix connection. "
@@ -48,6 +50,10 @@ def run(*entries: dict[str, Any]) -> dict[str, Any]:
     return {"criu_version": "4.2.1", "kernel": "6.18", "backend": "matrix", "scenarios": list(entries)}
 
 
+def report(data: dict[str, Any]) -> RunReport:
+    return RunReport.from_json(Fields(data))
+
+
 def write(tmp_path: Path, name: str, data: dict[str, Any]) -> Path:
     directory = tmp_path / name
     directory.mkdir()
@@ -84,9 +90,9 @@ def test_same_error_in_another_run_directory_is_unchanged() -> None:
     old = run(entry("stream-echo", "xfailed", (), SIG.format(rand="aaaa1111"), pid=100))
     new = run(entry("stream-echo", "xfailed", (), SIG.format(rand="bbbb2222").replace("881", "900"),
                     pid=200))
-    [verdict] = compare(old, new).verdicts
+    [verdict] = compare(report(old), report(new)).verdicts
     assert verdict.kind == "unchanged"
-    assert normalized_signature(new["scenarios"][0]) == (
+    assert normalized_signature(report(new).scenarios[0]) == (
         "unix: Can't dump half of stream unix connection. name: <run_dir>/server.sock; "
         "peer name: <run_dir>/client.sock"
     )
@@ -95,7 +101,7 @@ def test_same_error_in_another_run_directory_is_unchanged() -> None:
 def test_pids_do_not_count_as_a_change() -> None:
     old = run(entry(outcome="failed", criu_error="Error (criu/cr-restore.c:1): Can't fork for 100: File exists", pid=100))
     new = run(entry(outcome="failed", criu_error="Error (criu/cr-restore.c:2): Can't fork for 200: File exists", pid=200))
-    [verdict] = compare(old, new).verdicts
+    [verdict] = compare(report(old), report(new)).verdicts
     assert verdict.kind == "still failing"
     assert not verdict.regression
 
@@ -144,7 +150,7 @@ def test_fixed_is_not_a_regression(tmp_path: Path, capsys: pytest.CaptureFixture
 def test_keys_include_backend_and_plan() -> None:
     old = run(entry(backend="rpc"), entry(plan="no-freeze"))
     new = run(entry(backend="cli"), entry(plan="no-freeze", outcome="failed"))
-    kinds = {(v.key, v.kind) for v in compare(old, new).verdicts}
+    kinds = {(v.key, v.kind) for v in compare(report(old), report(new)).verdicts}
     assert kinds == {
         (("dgram-echo", "cli", "server-first"), "new scenario"),
         (("dgram-echo", "rpc", "server-first"), "removed scenario"),
@@ -155,20 +161,45 @@ def test_keys_include_backend_and_plan() -> None:
 def test_a_run_report_names_its_backend_once() -> None:
     """`run --report` files carry the backend at the top; matrix files per entry."""
     old = {"backend": "rpc", "scenarios": [{"name": "dgram-echo", "outcome": "passed", "plan": "server-first"}]}
-    [verdict] = compare(old, run(entry())).verdicts
+    [verdict] = compare(report(old), report(run(entry()))).verdicts
     assert verdict.kind == "unchanged"
 
 
-@pytest.mark.parametrize("content", ["{", '{"scenarios": 3}', "[]", '{"scenarios": [{"name": 1}]}'])
-def test_a_bad_file_is_one_line_and_exit_2(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str
+@pytest.mark.parametrize(
+    ("content", "field"),
+    [
+        ("{", "bad JSON"),
+        ('{"scenarios": 3}', "scenarios: must be a list, not an integer"),
+        ("[]", "file: must be an object"),
+        ('{"scenarios": [{"name": 1}]}', "scenarios[0].name: must be a string, not an integer"),
+        ('{"scenarios": [{"name": "x", "outcome": "passed", "cycles": "abc"}]}',
+         "scenarios[0].cycles: must be a list, not a string"),
+        ('{"scenarios": [{"name": "x", "outcome": "passed", "downtime_ms": [1]}]}',
+         "scenarios[0].downtime_ms: must be a number or null, not a list"),
+        ('{"scenarios": [{"name": "x", "outcome": "won"}]}', "scenarios[0].outcome: must be one of"),
+        ('{"scenarios": [{"name": "x", "outcome": "passed", "cycles": [{"cycle": 1, '
+         '"outcome": "passed", "timeline": [[1, "a"]]}]}]}',
+         "scenarios[0].cycles[0].timeline[0][1]: must be a finite number"),
+        ('{"schema": 99, "scenarios": []}', "schema: version 99 is newer"),
+    ],
+)
+def test_a_bad_file_is_one_line_naming_the_field_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str, field: str
 ) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text(content)
     good = write(tmp_path, "good", run(entry()))
     assert main(["compare", str(bad), str(good)]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and str(bad) in err
+    assert err.count("\n") == 1 and str(bad) in err and field in err, err
+
+
+def test_a_results_file_reads_back_as_it_was_written() -> None:
+    data = run(entry(downtimes=(100.0, 120.0)), entry("stream-echo", "xfailed", (), SIG))
+    first = report(data)
+    again = RunReport.from_json(Fields(json.loads(json.dumps(first.to_json()))))
+    assert again == first
+    assert again.to_json()["schema"] == 2
 
 
 def test_a_missing_file_is_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

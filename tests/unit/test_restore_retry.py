@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from harness.artifacts import RecordedCall
 from harness.criu.options import CriuOptions
+from harness.fields import Fields
 from harness.errors import UsageError
 from harness.reproduce import (
     RestoreAttempt,
@@ -53,13 +56,20 @@ def test_run_dir_of_an_unpacked_bundle(tmp_path: Path) -> None:
         run_dir_of(tmp_path / "x.tar.gz")
 
 
+def recorded(**fields: Any) -> RecordedCall:
+    """A call as criu-calls.json lists it, with only the given fields besides the required."""
+    data = {"cycle": 1, "role": "server", "images": "images/server", "action": "restore", **fields}
+    return RecordedCall.from_json(Fields(data))
+
+
 def test_options_from_the_recorded_call(tmp_path: Path) -> None:
     ran = CriuOptions(
         Path("/old/images/server"), log_file="restore.log", shell_job=True,
         tcp_established=True, network_lock="nftables", inherit_fds=(("file[1:2]", 7),),
         extra_args=("--ghost-limit", "1M"),
     )
-    opts, notes = options_from_call({"criu_options": ran.to_json()}, tmp_path, "retry.log")
+    opts, notes = options_from_call(recorded(action="restore", criu_options=ran.to_json()).call,
+                                    tmp_path, "retry.log")
     assert opts.images_dir == tmp_path and opts.log_file == "retry.log"  # the new place
     assert opts.shell_job and opts.tcp_established and opts.network_lock == "nftables"
     assert opts.extra_args == ("--ghost-limit", "1M") and opts.log_level == 4
@@ -73,9 +83,9 @@ def test_no_recorded_call_gives_defaults(tmp_path: Path) -> None:
 
 def test_restore_order_follows_the_run() -> None:
     calls = [
-        {"cycle": 1, "role": "server", "action": "dump"},
-        {"cycle": 1, "role": "client", "action": "dump"},
-        {"cycle": 1, "role": "client", "action": "restore"},
+        recorded(cycle=1, role="server", action="dump"),
+        recorded(cycle=1, role="client", action="dump"),
+        recorded(cycle=1, role="client", action="restore"),
     ]
     roles = {"server": Path("s"), "client": Path("c"), "extra": Path("e")}
     assert _restore_order(calls, 1, roles) == ["client", "server", "extra"]
@@ -83,10 +93,10 @@ def test_restore_order_follows_the_run() -> None:
 
 def test_recorded_signature_and_reproduced() -> None:
     sig = "Error (criu/files-reg.c:2175): File tmp/x has bad size 2 (expect 1)"
-    call = {"error": f"criu restore failed (exit status 1): {sig} [log: /x/restore.log]"}
-    assert _signature_of(call) == sig
-    assert _signature_of({**call, "signature": "given"}) == "given"
-    assert _signature_of({"error": None}) is None
+    error = f"criu restore failed (exit status 1): {sig} [log: /x/restore.log]"
+    assert _signature_of(recorded(error=error)) == sig
+    assert _signature_of(recorded(error=error, signature="given")) == "given"
+    assert _signature_of(recorded(error=None)) is None
     attempt = RestoreAttempt(role="r", images_dir=Path("."), backend="cli", signature=sig,
                              recorded_signature=sig)
     assert attempt.reproduced is True
