@@ -31,13 +31,25 @@ class Plan:
         return set(self.dump) | set(self.restore) | set(self.freeze) | set(self.quiesce)
 
     def for_roles(self, roles: list[str]) -> Plan:
-        """This plan for a scenario whose processes have these roles (in start order): roles
-        the plan does not name (a single tree, say) are migrated in start order."""
-        known = [r for r in roles if r in self.roles()]
-        if not known:
-            order = tuple(roles)
-            return Plan(self.name, order if self.freeze else (), order, order, self.description)
-        return self
+        """This plan for a scenario whose processes have these roles (in start order).
+
+        Roles the plan does not name (a single tree, a third process) are migrated too, never
+        skipped: frozen if the plan freezes, dumped and restored after the named ones, in
+        start order. A plan that names none of the roles applies its kind of order (frozen or
+        not) to all of them in start order."""
+        extra = tuple(r for r in roles if r not in self.roles())
+        if not extra:
+            return self
+        if len(extra) == len(roles):  # a plan for other roles: its order, by start order
+            return Plan(self.name, extra if self.freeze else (), extra, extra, self.description)
+        return Plan(
+            self.name,
+            freeze=(*self.freeze, *extra) if self.freeze else (),
+            dump=(*self.dump, *extra),
+            restore=(*self.restore, *extra),
+            description=self.description,
+            quiesce=self.quiesce,
+        )
 
     def check(self, roles: list[str]) -> None:
         missing = self.roles() - set(roles)

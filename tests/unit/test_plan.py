@@ -1,0 +1,28 @@
+"""Plans as data: every role of a scenario is migrated, none silently left out."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.errors import UsageError
+from harness.plan import get_plan
+
+
+def test_roles_the_plan_does_not_name_are_migrated_after_the_named_ones() -> None:
+    plan = get_plan("server-first").for_roles(["server", "client", "x1", "x2", "x3"])
+    assert plan.freeze == ("server", "client", "x1", "x2", "x3")
+    assert plan.dump == ("server", "client", "x1", "x2", "x3")
+    assert plan.restore == ("server", "client", "x1", "x2", "x3")
+    assert plan.quiesce == ("server",)
+
+
+def test_a_plan_that_names_none_of_the_roles_takes_them_in_start_order() -> None:
+    assert get_plan("server-first").for_roles(["tree"]).dump == ("tree",)
+    no_freeze = get_plan("no-freeze").for_roles(["b", "a"])
+    assert (no_freeze.freeze, no_freeze.dump, no_freeze.restore) == ((), ("b", "a"), ("b", "a"))
+
+
+def test_a_plan_naming_a_role_the_scenario_lacks_is_refused() -> None:
+    plan = get_plan("server-first").for_roles(["server", "extra"])
+    with pytest.raises(UsageError, match="client"):
+        plan.check(["server", "extra"])
