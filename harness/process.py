@@ -9,7 +9,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
@@ -19,7 +19,7 @@ from types import FrameType, TracebackType
 import psutil
 
 from harness.errors import WorkloadError
-from harness.waiting import DeadlinePassed, wait_for
+from harness.waiting import wait_for
 
 PR_SET_CHILD_SUBREAPER = 36
 
@@ -38,16 +38,6 @@ def become_subreaper() -> None:
     if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
         err = ctypes.get_errno()
         raise WorkloadError(f"prctl(PR_SET_CHILD_SUBREAPER) failed: {os.strerror(err)}")
-
-
-def wait_until(
-    predicate: Callable[[], bool], what: str, timeout: float, interval: float = 0.01
-) -> None:
-    """Poll predicate until true; raise WorkloadError naming what did not happen."""
-    try:
-        wait_for(predicate, timeout=timeout, interval=interval)
-    except DeadlinePassed:
-        raise WorkloadError(f"{what}: not within {timeout:g} s") from None
 
 
 @dataclass
@@ -138,11 +128,13 @@ class Workload:
         """SIGSTOP the workload's process group, and wait until the kernel reports every task
         of its tree stopped: a workload that forks (a parent and its children) stops whole."""
         self.signal_group(signal.SIGSTOP)
-        wait_until(
+        wait_for(
             lambda: self.status() in ("gone", psutil.STATUS_ZOMBIE) or tree_stopped(self.pid),
-            f"{self.name} (pid {self.pid}) to stop",
-            timeout,
+            timeout=timeout,
             interval=0.0005,  # the other workloads still run meanwhile: keep it short
+            error=lambda _: WorkloadError(
+                f"{self.name} (pid {self.pid}) to stop: not within {timeout:g} s"
+            ),
         )
         if not self.alive():
             raise WorkloadError(f"{self.name} (pid {self.pid}) died while being frozen")
@@ -204,8 +196,9 @@ class Workload:
             # pid, which by then belongs to the restored process.
             self._popen.returncode = self.exit_status
         for pid in self._descendants:
-            wait_until(partial(_collected, pid), f"{self.name}'s child {pid} to be reaped",
-                       max(0.1, deadline - time.monotonic()), interval=0.001)
+            left = max(0.1, deadline - time.monotonic())
+            wait_for(partial(_collected, pid), timeout=left, interval=0.001, error=lambda _: (
+                WorkloadError(f"{self.name}'s child {pid} to be reaped: not within {left:g} s")))
         self._descendants = []
         return self.exit_status
 

@@ -21,7 +21,7 @@ from harness.criu import get_backend
 from harness.criu.options import PIDFILE, CriuOptions
 from harness.errors import CriuError, UsageError
 from harness.process import Supervisor, Workload
-from harness.waiting import DeadlinePassed, wait_for
+from harness.waiting import poll
 
 __all__ = ["RestoreAttempt", "describe", "find_images", "options_from_call", "retry_restore", "run_dir_of"]
 
@@ -225,9 +225,7 @@ def _reap_failed(pids: set[int], timeout: float = 5.0) -> None:
                 continue
         return not ours()
 
-    try:
-        wait_for(collected, timeout=timeout, interval=0.01)
-    except DeadlinePassed:
+    if not poll(collected, timeout=timeout, interval=0.01):
         for child in ours():  # alive after CRIU gave up on it: nothing may stay behind
             try:
                 child.kill()
