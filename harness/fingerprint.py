@@ -19,7 +19,7 @@ from typing import Any
 import psutil
 
 from harness.errors import WorkloadError
-from harness.process import tree_pids, tree_stopped
+from harness.proctree import tree_pids, tree_stopped
 from harness.waiting import poll
 
 __all__ = [
