@@ -20,6 +20,7 @@ from harness.artifacts import HIGHLIGHTED, highlight, load_calls
 from harness.criu import get_backend
 from harness.criu.options import PIDFILE, CriuOptions
 from harness.errors import CriuError, UsageError
+from harness.images import ImageError, load_image
 from harness.process import Supervisor, Workload
 from harness.waiting import poll
 
@@ -194,12 +195,8 @@ def retry_restore(
 def _image_pids(images_dir: Path) -> set[int]:
     """The pids (threads too) recorded in an images directory's pstree.img."""
     try:
-        from pycriu import images
-
-        with (images_dir / "pstree.img").open("rb") as f:
-            entries = images.load(f)["entries"]
-    # pycriu raises bare Exceptions for a bad image; without pids there is just nothing to reap.
-    except Exception:  # noqa: BLE001
+        entries = load_image(images_dir / "pstree.img")["entries"]
+    except ImageError:  # without pids there is just nothing to reap
         return set()
     pids: set[int] = set()
     for entry in entries:
