@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -114,10 +115,7 @@ class Comparison:
         return {v.key: v for v in self.verdicts}
 
     def counts(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for v in self.verdicts:
-            counts[v.kind] = counts.get(v.kind, 0) + 1
-        return counts
+        return dict(Counter(v.kind for v in self.verdicts))  # in order of first appearance
 
     def lines(self) -> list[str]:
         return [v.line() for v in self.verdicts]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +22,7 @@ def key_name(scenario: str, backend: str, plan: str) -> str:
 def entry(stamp: str, results: dict[str, Any], comparison: Comparison | None) -> dict[str, Any]:
     """One night: when, on what, how many of each outcome, and the median downtime per key."""
     scenarios: list[dict[str, Any]] = results["scenarios"]
-    counts: dict[str, int] = {}
-    for s in scenarios:
-        counts[s["outcome"]] = counts.get(s["outcome"], 0) + 1
+    counts = dict(Counter(s["outcome"] for s in scenarios))
     downtime: dict[str, float] = {}
     for s in scenarios:
         median = median_downtime(s)
