@@ -114,7 +114,7 @@ class Comparison:
         return {v.key: v for v in self.verdicts}
 
     def counts(self) -> dict[str, int]:
-        return dict(Counter(v.kind for v in self.verdicts))
+        return dict(Counter(v.kind for v in self.verdicts))  # in order of first appearance
 
     def lines(self) -> list[str]:
         return [v.line() for v in self.verdicts]

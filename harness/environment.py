@@ -10,7 +10,6 @@ import importlib.metadata
 import os
 import platform
 import sys
-from pathlib import Path
 from typing import Any
 
 from harness import preflight
@@ -20,14 +19,11 @@ __all__ = ["describe", "distribution", "versions"]
 
 
 def distribution() -> str | None:
-    """The distribution's PRETTY_NAME from /etc/os-release, if there is one."""
+    """The distribution's PRETTY_NAME from os-release, if the system has one."""
     try:
-        for line in Path("/etc/os-release").read_text().splitlines():
-            if line.startswith("PRETTY_NAME="):
-                return line.split("=", 1)[1].strip().strip('"')
+        return platform.freedesktop_os_release().get("PRETTY_NAME")
     except OSError:
-        pass
-    return None
+        return None
 
 
 def versions(criu_path: str | None = None, criu_version: str | None = None) -> dict[str, Any]:

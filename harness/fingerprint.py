@@ -20,8 +20,8 @@ import psutil
 
 from harness.errors import WorkloadError
 from harness.fields import Fields
-from harness.process import tree_pids, tree_stopped
-from harness.waiting import DeadlinePassed, wait_for
+from harness.proctree import tree_pids, tree_stopped
+from harness.waiting import poll
 
 __all__ = [
     "Difference", "Fd", "Fingerprint", "Inspection", "describe", "diff", "diff_trees", "take",
@@ -313,10 +313,8 @@ class Inspection:
             # CRIU hands a task dumped stopped back with SIGSTOP pending: for a moment after
             # the restore returns it is runnable (R), on its way to the stop, before any of
             # its own code runs. Compare the settled state.
-            try:
-                wait_for(lambda: tree_stopped(workload.pid), timeout=1.0, interval=0.0002)
-            except DeadlinePassed:
-                pass  # the state difference will say so
+            # Still not stopped after that: the state difference will say so.
+            poll(lambda: tree_stopped(workload.pid), timeout=1.0, interval=0.0002)
         self._look(self.after, role, workload.pid)
 
     def _look(self, into: dict[str, dict[int, Fingerprint]], role: str, pid: int) -> None:

@@ -3,31 +3,32 @@ open files and memory maps.
 
 Only the small metadata images are read (pstree, core, ids, fdinfo, files, mm); the page data
 (pages-*.img) can be as large as the workload's memory and says nothing a summary needs.
+``load_image`` is the harness's one reader of a CRIU image file, for the stats images too.
 """
 
 from __future__ import annotations
 
 import quopri
-import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.errors import HarnessError
+
 __all__ = [
     "FdSummary",
+    "ImageError",
     "ImageSet",
     "MapSummary",
     "ProcessSummary",
     "describe_file",
     "describe_vma",
     "image_sets",
+    "load_image",
     "prot_string",
     "summarize",
 ]
-
-# The images a summary reads: everything else (pages-*.img above all) is left alone.
-_METADATA = re.compile(r"^(pstree|inventory|files|core-\d+|ids-\d+|fdinfo-\d+|mm-\d+)\.img$")
 
 # VMA status bits (criu/include/image.h), for naming the mappings that have no file.
 VMA_AREA_STACK = 1 << 1
@@ -58,6 +59,33 @@ MAP_SHARED = 0x01
 # unix_sk_entry.type is the socket type (SOCK_STREAM...), sk_inet's family AF_*.
 _SOCK_TYPES = {1: "stream", 2: "dgram", 3: "raw", 5: "seqpacket"}
 _FAMILIES = {1: "unix", 2: "inet", 10: "inet6"}
+
+
+class ImageError(HarnessError):
+    """A CRIU image that cannot be read: pycriu is missing, or the file is torn or no image."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"cannot read CRIU image {path}: {reason}")
+        self.path = path
+        self.reason = reason
+
+
+def load_image(path: Path) -> dict[str, Any]:
+    """One CRIU image file decoded by pycriu (``{"magic": ..., "entries": [...]}``)."""
+    if path.name.startswith("pages-"):
+        # Raw page data, as large as the workload's memory: nothing here ever needs it.
+        raise ImageError(path, "page data is never decoded")
+    try:
+        from pycriu import images  # imported late: only the rpc backend needs pycriu otherwise
+    except ImportError as exc:
+        raise ImageError(path, f"pycriu cannot be imported: {exc}") from exc
+    try:
+        with path.open("rb") as f:
+            image: dict[str, Any] = images.load(f)
+    # pycriu raises bare Exceptions (unknown magic) and protobuf's DecodeError alike.
+    except Exception as exc:  # noqa: BLE001
+        raise ImageError(path, f"{type(exc).__name__}: {exc}") from exc
+    return image
 
 
 @dataclass
@@ -192,20 +220,8 @@ def describe_vma(
     )
 
 
+# Reads one image file, or raises ImageError (load_image; the tests pass their own).
 Loader = Callable[[Path], dict[str, Any]]
-
-
-def _pycriu_loader() -> Loader:
-    from pycriu import images  # imported late: only the rpc backend needs pycriu otherwise
-
-    def load(path: Path) -> dict[str, Any]:
-        if not _METADATA.match(path.name):
-            raise ValueError(f"{path.name}: not a metadata image")  # never pages-*.img
-        with path.open("rb") as f:
-            image: dict[str, Any] = images.load(f)
-        return image
-
-    return load
 
 
 def summarize(images_dir: Path, run_dir: Path, load: Loader | None = None) -> ImageSet:
@@ -214,10 +230,11 @@ def summarize(images_dir: Path, run_dir: Path, load: Loader | None = None) -> Im
     summary = ImageSet(images=rel, complete=(images_dir / "inventory.img").exists())
     if load is None:
         try:
-            load = _pycriu_loader()
+            import pycriu.images  # noqa: F401  # said once here, not once per image
         except ImportError as exc:
             summary.problems.append(f"pycriu cannot be imported: {exc}")
             return summary
+        load = load_image
 
     def entries(name: str) -> list[dict[str, Any]]:
         path = images_dir / name
@@ -226,10 +243,8 @@ def summarize(images_dir: Path, run_dir: Path, load: Loader | None = None) -> Im
             return []
         try:
             return list(load(path)["entries"])
-        # pycriu raises bare Exceptions (unknown magic) and protobuf's DecodeError alike; a
-        # damaged image must not stop the summary of the others.
-        except Exception as exc:  # noqa: BLE001
-            summary.problems.append(f"{name}: cannot decode: {type(exc).__name__}: {exc}")
+        except ImageError as exc:  # a damaged image must not stop the summary of the others
+            summary.problems.append(f"{name}: cannot decode: {exc.reason}")
             return []
 
     if not summary.complete:

@@ -15,7 +15,7 @@ from harness.plan import Plan
 from harness.process import Workload
 from harness.result import Phase, Step
 from harness.sockets import queued_bytes
-from harness.waiting import DeadlinePassed, wait_for
+from harness.waiting import wait_for
 
 
 @dataclass
@@ -126,11 +126,9 @@ class Migration:
         blocked with nothing queued, nothing can wake it before the SIGSTOP."""
         workload.thaw()
         try:
-            wait_for(lambda: at_rest(workload), timeout=timeout, interval=0.0005)
-        except DeadlinePassed:
-            raise WorkloadError(
-                f"{workload.name} did not come to rest within {timeout:g} s"
-            ) from None
+            wait_for(lambda: at_rest(workload), timeout=timeout, interval=0.0005,
+                     error=lambda _: WorkloadError(
+                         f"{workload.name} did not come to rest within {timeout:g} s"))
         finally:
             workload.freeze()
 

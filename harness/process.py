@@ -3,51 +3,27 @@ restore, and always killed when the supervising block is left."""
 
 from __future__ import annotations
 
-import ctypes
 import os
 import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 from types import FrameType, TracebackType
 
 import psutil
 
+from harness import reaping
 from harness.errors import WorkloadError
-from harness.waiting import DeadlinePassed, wait_for
-
-PR_SET_CHILD_SUBREAPER = 36
+from harness.proctree import session_members, tree_pids, tree_stopped
+from harness.waiting import wait_for
 
 
 class Terminated(KeyboardInterrupt):
     """SIGTERM, raised like Ctrl-C so every context manager on the way out cleans up."""
-
-
-def become_subreaper() -> None:
-    """Make this process the reaper of its orphaned descendants.
-
-    ``criu restore`` detaches the restored tree; without this it would be reparented to PID 1
-    and the harness could neither wait for it nor collect its exit status.
-    """
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
-        err = ctypes.get_errno()
-        raise WorkloadError(f"prctl(PR_SET_CHILD_SUBREAPER) failed: {os.strerror(err)}")
-
-
-def wait_until(
-    predicate: Callable[[], bool], what: str, timeout: float, interval: float = 0.01
-) -> None:
-    """Poll predicate until true; raise WorkloadError naming what did not happen."""
-    try:
-        wait_for(predicate, timeout=timeout, interval=interval)
-    except DeadlinePassed:
-        raise WorkloadError(f"{what}: not within {timeout:g} s") from None
 
 
 @dataclass
@@ -138,11 +114,13 @@ class Workload:
         """SIGSTOP the workload's process group, and wait until the kernel reports every task
         of its tree stopped: a workload that forks (a parent and its children) stops whole."""
         self.signal_group(signal.SIGSTOP)
-        wait_until(
+        wait_for(
             lambda: self.status() in ("gone", psutil.STATUS_ZOMBIE) or tree_stopped(self.pid),
-            f"{self.name} (pid {self.pid}) to stop",
-            timeout,
+            timeout=timeout,
             interval=0.0005,  # the other workloads still run meanwhile: keep it short
+            error=lambda _: WorkloadError(
+                f"{self.name} (pid {self.pid}) to stop: not within {timeout:g} s"
+            ),
         )
         if not self.alive():
             raise WorkloadError(f"{self.name} (pid {self.pid}) died while being frozen")
@@ -180,33 +158,24 @@ class Workload:
         self.signal_group(signal.SIGCONT)
 
     def reap(self, timeout: float = 10.0) -> int:
-        """Wait for the process to exit and collect it, so its pid is free for the restore."""
+        """Wait for the process to exit and collect it, so its pid is free for the restore;
+        then its descendants that the dump killed (see note_tree), for theirs."""
         if self.exit_status is not None:
             return self.exit_status
         deadline = time.monotonic() + timeout
-        while True:
-            try:
-                pid, status = os.waitpid(self.pid, os.WNOHANG)
-            except ChildProcessError:
-                # Not our child (someone else reaped it): wait until the pid is free.
-                if not psutil.pid_exists(self.pid):
-                    status = 0
-                    break
-                pid, status = 0, 0
-            if pid == self.pid:
-                break
-            if time.monotonic() >= deadline:
-                raise WorkloadError(f"{self.name} (pid {self.pid}) did not exit within {timeout:g} s")
-            time.sleep(0.005)
-        self.exit_status = os.waitstatus_to_exitcode(status) if status else 0
+        reaped = reaping.reap([self.pid], timeout)
+        if reaped.alive:
+            raise WorkloadError(f"{self.name} (pid {self.pid}) did not exit within {timeout:g} s")
+        self.exit_status = reaped.exit_codes[self.pid] or 0  # None: not ours to collect
         if self._popen is not None:
             # Tell subprocess the child is collected: otherwise it may later waitpid() this
             # pid, which by then belongs to the restored process.
             self._popen.returncode = self.exit_status
-        for pid in self._descendants:
-            wait_until(partial(_collected, pid), f"{self.name}'s child {pid} to be reaped",
-                       max(0.1, deadline - time.monotonic()), interval=0.001)
+        left = max(0.1, deadline - time.monotonic())
+        stuck = reaping.reap(self._descendants, left).alive
         self._descendants = []
+        if stuck:
+            raise WorkloadError(f"{self.name}'s child {stuck[0]} to be reaped: not within {left:g} s")
         return self.exit_status
 
     def adopt(self, pid: int) -> None:
@@ -250,7 +219,7 @@ class Supervisor:
         self._old_term: object = None
 
     def __enter__(self) -> Supervisor:
-        become_subreaper()
+        reaping.become_subreaper()
         if threading.current_thread() is threading.main_thread():
             self._old_term = signal.signal(signal.SIGTERM, _raise_terminated)
         return self
@@ -263,7 +232,7 @@ class Supervisor:
     ) -> None:
         with _signals_blocked():
             self.kill_all()
-            _reap_orphans({w.pid for w in self.workloads.values() if w.pid})
+            reaping.reap_zombies({w.pid for w in self.workloads.values() if w.pid})
         if self._old_term is not None:
             signal.signal(signal.SIGTERM, self._old_term)  # type: ignore[arg-type]
 
@@ -300,73 +269,3 @@ def _signals_blocked() -> Iterator[None]:
         yield
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
-
-
-def _collected(pid: int) -> bool:
-    """Reap pid if it is our zombie (an orphan of a dumped tree); True once the pid is free."""
-    try:
-        done, _ = os.waitpid(pid, os.WNOHANG)
-        return done == pid
-    except ChildProcessError:
-        # Not (yet) our child: its dying parent still holds it, or someone reaped it already.
-        return not psutil.pid_exists(pid)
-
-
-def tree_pids(pid: int) -> list[int]:
-    """pid and its descendants, from /proc/PID/task/TID/children: the kernel's own list, far
-    quicker than scanning every process (this runs while workloads are frozen)."""
-    found: list[int] = []
-    todo = [pid]
-    while todo:
-        current = todo.pop()
-        found.append(current)
-        try:
-            tasks = os.listdir(f"/proc/{current}/task")
-        except OSError:
-            continue
-        for tid in tasks:
-            try:
-                children = Path(f"/proc/{current}/task/{tid}/children").read_text().split()
-            except OSError:
-                continue
-            todo += [int(c) for c in children]
-    return found
-
-
-def tree_stopped(pid: int) -> bool:
-    """Every task of pid's tree is stopped (or already gone)."""
-    for member in tree_pids(pid):
-        try:
-            state = Path(f"/proc/{member}/stat").read_text().rpartition(")")[2].split()[0]
-        except (OSError, IndexError):
-            continue
-        if state not in ("T", "t", "Z", "X"):
-            return False
-    return True
-
-
-def session_members(sid: int) -> list[psutil.Process]:
-    """Every process in session sid. Workloads lead their own session, and CRIU restores the
-    session id, so this finds a workload's whole tree before and after a migration."""
-    members = []
-    for proc in psutil.process_iter():
-        try:
-            if os.getsid(proc.pid) == sid:
-                members.append(proc)
-        except (OSError, psutil.Error):
-            continue
-    return members
-
-
-def _reap_orphans(sids: set[int]) -> None:
-    """Collect the zombies of workload descendants reparented to the harness (a subreaper).
-
-    Only those: waitpid(-1) would also steal the exit status of other children of this
-    process, such as a CRIU run by a caller's own code.
-    """
-    for child in psutil.Process().children():
-        try:
-            if child.status() == psutil.STATUS_ZOMBIE and os.getsid(child.pid) in sids:
-                os.waitpid(child.pid, os.WNOHANG)
-        except (OSError, psutil.Error):
-            continue

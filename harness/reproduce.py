@@ -19,9 +19,10 @@ from harness.artifacts import HIGHLIGHTED, RecordedCall, highlight, load_calls
 from harness.criu import CriuCall, get_backend
 from harness.criu.options import PIDFILE, CriuOptions
 from harness.errors import CriuError, UsageError
+from harness.images import ImageError, load_image
 from harness.process import Supervisor, Workload
 from harness.result import ScenarioResult
-from harness.waiting import DeadlinePassed, wait_for
+from harness.waiting import poll
 
 __all__ = ["RestoreAttempt", "describe", "find_images", "options_from_call", "retry_restore", "run_dir_of"]
 
@@ -196,12 +197,8 @@ def retry_restore(
 def _image_pids(images_dir: Path) -> set[int]:
     """The pids (threads too) recorded in an images directory's pstree.img."""
     try:
-        from pycriu import images
-
-        with (images_dir / "pstree.img").open("rb") as f:
-            entries = images.load(f)["entries"]
-    # pycriu raises bare Exceptions for a bad image; without pids there is just nothing to reap.
-    except Exception:  # noqa: BLE001
+        entries = load_image(images_dir / "pstree.img")["entries"]
+    except ImageError:  # without pids there is just nothing to reap
         return set()
     pids: set[int] = set()
     for entry in entries:
@@ -227,9 +224,7 @@ def _reap_failed(pids: set[int], timeout: float = 5.0) -> None:
                 continue
         return not ours()
 
-    try:
-        wait_for(collected, timeout=timeout, interval=0.01)
-    except DeadlinePassed:
+    if not poll(collected, timeout=timeout, interval=0.01):
         for child in ours():  # alive after CRIU gave up on it: nothing may stay behind
             try:
                 child.kill()

@@ -31,7 +31,7 @@ from harness.verification import (
     losses_between,
     read_events,
 )
-from harness.waiting import DeadlinePassed, wait_for
+from harness.waiting import wait_for
 
 class ScenarioRun:
     """One scenario under one backend and plan, migrated ``iterations`` times in a row."""
@@ -351,12 +351,8 @@ class ScenarioRun:
                 return EventProgress(Path(self._render(ready.events))).count_since(0.0) > 0
             return True  # nothing to wait for: started is ready
 
-        try:
-            wait_for(probe, timeout=ready.timeout, interval=0.01)
-        except DeadlinePassed:
-            raise WorkloadError(
-                f"{workload.name} not ready within {ready.timeout:g} s: {workload.tail()}"
-            ) from None
+        wait_for(probe, timeout=ready.timeout, interval=0.01, error=lambda _: WorkloadError(
+            f"{workload.name} not ready within {ready.timeout:g} s: {workload.tail()}"))
 
     def _progress(self) -> Progress:
         verify = self.scenario.verify

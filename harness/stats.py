@@ -12,8 +12,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.errors import HarnessError
 from harness.fields import Fields
+from harness.images import load_image
 
 __all__ = ["CriuStats", "image_bytes", "read_stats"]
 
@@ -57,20 +57,11 @@ def _ms(entry: dict[str, Any], key: str) -> float | None:
 
 
 def _entry(path: Path, kind: str) -> dict[str, Any]:
-    """The one entry of a stats image, or {} when CRIU did not write it (a failed action)."""
+    """The one entry of a stats image, or {} when CRIU did not write it (a failed action);
+    a torn one raises ImageError."""
     if not path.exists():
         return {}
-    try:
-        import pycriu.images
-    except ImportError as exc:
-        raise HarnessError(f"pycriu is needed to read {path}: {exc}") from exc
-    try:
-        # Stats images are a few dozen bytes; pages-*.img are never opened here.
-        with path.open("rb") as f:
-            image = pycriu.images.load(f)
-    except Exception as exc:  # pycriu raises its own and protobuf's errors on a torn image
-        raise HarnessError(f"cannot read CRIU statistics {path}: {exc}") from exc
-    entries = image.get("entries") or [{}]
+    entries = load_image(path).get("entries") or [{}]
     entry: dict[str, Any] = entries[0].get(kind, {})
     return entry
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import VerificationError
-from harness.waiting import DeadlinePassed, wait_for
+from harness.waiting import wait_for
 
 
 def read_events(path: Path) -> list[dict[str, Any]]:
@@ -133,13 +133,10 @@ class Progress:
 
     def wait(self, mark: float, count: int, deadline_s: float) -> float:
         """Wait for count units of progress after mark; return when the last one arrived."""
-        try:
-            wait_for(lambda: self.count_since(mark), lambda n: n >= count, deadline_s, 0.02)
-        except DeadlinePassed as late:
-            raise VerificationError(
-                f"no progress: {late.last} of {count} {self.unit} within {deadline_s:g} s "
-                f"after the migration ({self.path})"
-            ) from None
+        wait_for(lambda: self.count_since(mark), lambda n: n >= count, deadline_s, 0.02,
+                 error=lambda last: VerificationError(
+                     f"no progress: {last} of {count} {self.unit} within {deadline_s:g} s "
+                     f"after the migration ({self.path})"))
         return self.mark()
 
     unit = "round trips"

@@ -1,10 +1,14 @@
 """Shared test set-up.
 
 Tests marked ``criu`` need a working CRIU and root: the project's own pytest plugin
-(harness.pytest_plugin) skips them with the reason, or fails them under CI=true.
+(harness.pytest_plugin) skips them with the reason, or fails them under CI=true. Every test's
+run directories go to pytest's temporary directory (run_dirs_in_pytest_tmp).
 """
 
 from __future__ import annotations
+
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -13,3 +17,19 @@ import pytest
 def backend_name(request: pytest.FixtureRequest) -> str:
     """Each CRIU test runs through both backends."""
     return str(request.param)
+
+
+@pytest.fixture(autouse=True)
+def run_dirs_in_pytest_tmp(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    """Run directories (mkdtemp in the temp directory), kept or not, land in pytest's own
+    temporary directory, which pytest cleans up: a failing test leaks nothing into /tmp.
+
+    Not tmp_path itself: its name, the test's, would leave too few of the 107 bytes a unix
+    socket path may have for the run directory's sockets.
+    """
+    base = tmp_path_factory.mktemp("run")
+    monkeypatch.setattr(tempfile, "tempdir", str(base))
+    monkeypatch.setenv("TMPDIR", str(base))  # for the harness run in a subprocess
+    return base

@@ -11,6 +11,8 @@ from dataclasses import fields as dataclass_fields
 from pathlib import Path
 from typing import Any, Literal
 
+from harness.errors import UsageError
+
 Action = Literal["dump", "restore"]
 NETWORK_LOCKS = ("iptables", "nftables", "skip")
 
@@ -36,11 +38,11 @@ class CriuOptions:
 
     def __post_init__(self) -> None:
         if self.network_lock is not None and self.network_lock not in NETWORK_LOCKS:
-            raise ValueError(
+            raise UsageError(
                 f"network_lock must be one of {', '.join(NETWORK_LOCKS)}, not {self.network_lock!r}"
             )
         if "/" in self.log_file:
-            raise ValueError(f"log_file must be a bare file name, not {self.log_file!r}")
+            raise UsageError(f"log_file must be a bare file name, not {self.log_file!r}")
 
     @property
     def log_path(self) -> Path:
@@ -73,7 +75,7 @@ def cli_args(action: Action, opts: CriuOptions, pid: int | None = None) -> list[
     args.append(f"-v{opts.log_level}")
     if action == "dump":
         if pid is None:
-            raise ValueError("dump needs a pid")
+            raise UsageError("dump needs a pid")
         args += ["--tree", str(pid)]
     else:
         # Detached, so criu returns once the tree runs; the harness, a child subreaper,
@@ -99,7 +101,7 @@ def rpc_fields(action: Action, opts: CriuOptions, pid: int | None = None) -> dic
     fields: dict[str, Any] = {"log_file": opts.log_file, "log_level": opts.log_level}
     if action == "dump":
         if pid is None:
-            raise ValueError("dump needs a pid")
+            raise UsageError("dump needs a pid")
         fields["pid"] = pid
     flags = {
         "leave_running": opts.leave_running,
@@ -129,7 +131,7 @@ def config_lines(args: tuple[str, ...]) -> list[str]:
         if arg.startswith("--"):
             lines.append(arg[2:])
         elif arg.startswith("-") or not lines:
-            raise ValueError(f"extra argument {arg!r}: use long options (--name [value])")
+            raise UsageError(f"extra argument {arg!r}: use long options (--name [value])")
         else:
             lines[-1] += f" {arg}"
     return lines

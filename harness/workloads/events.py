@@ -11,8 +11,6 @@ import json
 import time
 from typing import IO, Any
 
-EVENTS = ("start", "sent", "received", "late", "timeout", "error")
-
 
 class EventLog:
     """Appends events to a file, one line each, flushed at once so a kill loses nothing."""

@@ -1,4 +1,5 @@
-"""The two built-in scenarios on real CRIU, through both backends."""
+"""dgram-echo and stream-echo on real CRIU through both backends, an expected failure that
+does not come, and the command line's default run with its report."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import json
 import os
 import shutil
 import tarfile
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -53,11 +55,9 @@ def test_stream_echo_fails_by_signature_and_survives(backend_name: str) -> None:
 def test_a_successful_dump_of_an_expected_failure_is_xpassed(
     backend_name: str, tmp_path: Path
 ) -> None:
-    # The stream pair in one tree can be dumped: claiming it fails must not pass silently.
+    # dgram-echo migrates: claiming that its dump fails must not pass silently.
     dgram = scenario.find("dgram-echo")
     fails = scenario.Expectation(outcome="fails", action="dump", signature="never printed")
-    from dataclasses import replace
-
     result = ScenarioRun(
         replace(dgram, expect=fails), get_backend(backend_name), bundle_into=tmp_path
     ).run()

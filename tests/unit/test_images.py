@@ -5,13 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from harness.images import (
     VMA_AREA_HEAP,
     VMA_AREA_VDSO,
     VMA_FILE_PRIVATE,
+    ImageError,
     describe_file,
     describe_vma,
     image_sets,
+    load_image,
     prot_string,
     summarize,
 )
@@ -55,7 +59,7 @@ def test_describe_vma() -> None:
 def _loader(images: dict[str, list[dict[str, Any]]]) -> Any:
     def load(path: Path) -> dict[str, Any]:
         if path.name not in images:
-            raise ValueError("truncated")
+            raise ImageError(path, "truncated")
         return {"entries": images[path.name]}
 
     return load
@@ -92,13 +96,26 @@ def test_summarize_builds_the_tree(tmp_path: Path) -> None:
 def test_summarize_lists_what_it_cannot_read(tmp_path: Path) -> None:
     (tmp_path / "inventory.img").write_bytes(b"")
     (tmp_path / "pstree.img").write_bytes(b"")
+    (tmp_path / "core-7.img").write_bytes(b"")
     decoded = {"pstree.img": [{"pid": 7, "threads": [7]}]}
     summary = summarize(tmp_path, tmp_path, _loader(decoded))
     assert [p.pid for p in summary.processes] == [7]
     assert "files.img: missing" in summary.problems
-    assert any(p.startswith("core-7.img") for p in summary.problems)
+    assert "core-7.img: cannot decode: truncated" in summary.problems
 
 
 def test_incomplete_dump(tmp_path: Path) -> None:
     summary = summarize(tmp_path, tmp_path, _loader({}))
     assert not summary.complete and "did not complete" in summary.problems[0]
+
+
+def test_an_image_that_cannot_be_read_is_an_image_error_naming_it(tmp_path: Path) -> None:
+    pytest.importorskip("pycriu.images")
+    torn = tmp_path / "pstree.img"
+    torn.write_bytes(b"\x00\x01")
+    for path in (torn, tmp_path / "missing.img"):
+        with pytest.raises(ImageError, match=f"cannot read CRIU image {path}: ") as caught:
+            load_image(path)
+        assert caught.value.path == path
+    with pytest.raises(ImageError, match="page data is never decoded"):
+        load_image(tmp_path / "pages-1.img")

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from harness.criu.options import CriuOptions, cli_args, config_lines, rpc_fields
+from harness.errors import UsageError
 
 IMAGES = Path("/run/images")
 
@@ -60,16 +61,16 @@ def test_extra_args_cli_and_rpc_config() -> None:
     assert cli_args("dump", opts, pid=1)[-3:] == ["--file-locks", "--ghost-limit", "1M"]
     assert rpc_fields("dump", opts, pid=1)["config_file"] == "/run/images/rpc-extra.conf"
     assert config_lines(opts.extra_args) == ["file-locks", "ghost-limit 1M"]
-    with pytest.raises(ValueError):
+    with pytest.raises(UsageError):
         config_lines(("-v",))
 
 
 def test_bad_options_are_refused() -> None:
-    with pytest.raises(ValueError, match="network_lock"):
+    with pytest.raises(UsageError, match="network_lock"):
         CriuOptions(IMAGES, network_lock="pf")
-    with pytest.raises(ValueError, match="bare file name"):
+    with pytest.raises(UsageError, match="bare file name"):
         CriuOptions(IMAGES, log_file="../x.log")
-    with pytest.raises(ValueError, match="pid"):
+    with pytest.raises(UsageError, match="pid"):
         cli_args("dump", CriuOptions(IMAGES))
 
 

@@ -1,70 +1,15 @@
-"""CRIU's statistics images, read from a real dump and restore; and the downtime summary."""
+"""CRIU's statistics images where CRIU wrote none or a torn one, the image size, and the
+downtime summary (a real dump's statistics: tests/integration/test_criu_stats.py)."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from harness.criu import CriuOptions, get_backend
 from harness.errors import HarnessError
 from harness.result import CycleResult, DowntimeSummary, percentile
 from harness.stats import CriuStats, image_bytes, read_stats
-
-
-@pytest.fixture(scope="module")
-def images(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """The images of a tiny process dumped and restored by real CRIU (the cli backend); only
-    the tests marked criu use it, so it is skipped where CRIU cannot run."""
-    images = tmp_path_factory.mktemp("images")
-    proc = subprocess.Popen(
-        [sys.executable, "-c", "import time\nwhile True: time.sleep(0.01)"],
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    backend = get_backend("cli")
-    restored = None
-    try:
-        backend.dump(proc.pid, CriuOptions(images, "dump.log"))
-        proc.wait(timeout=10)  # reaped, or the restore finds its pid taken
-        restored = backend.restore(CriuOptions(images, "restore.log")).restored_pid
-        yield images
-    finally:
-        for pid in (restored, proc.pid if proc.returncode is None else None):
-            if pid:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-        proc.poll()
-
-
-@pytest.mark.criu
-def test_real_stats(images: Path) -> None:
-    stats = read_stats(images)
-    assert stats.pages_written and stats.pages_scanned
-    assert stats.pages_scanned >= stats.pages_written > 0
-    # Every page written at dump is restored.
-    assert stats.pages_restored == stats.pages_written
-    for ms in (stats.frozen_ms, stats.memdump_ms, stats.memwrite_ms, stats.restore_ms):
-        assert ms is not None and 0 < ms < 10_000  # milliseconds, converted from CRIU's µs
-    assert stats.freezing_ms is not None and stats.forking_ms is not None
-    assert set(stats.to_json()) == set(CriuStats.__dataclass_fields__)
-
-
-@pytest.mark.criu
-def test_image_size_is_what_criu_wrote(images: Path) -> None:
-    pages = sum(p.stat().st_size for p in images.glob("pages-*.img"))
-    size = image_bytes(images)
-    assert size > pages > 0
-    logs = sum(p.stat().st_size for p in images.glob("*.log"))
-    total = sum(p.stat().st_size for p in images.iterdir() if p.is_file())
-    assert size <= total - logs
 
 
 def test_no_stats_when_criu_wrote_none(tmp_path: Path) -> None:
