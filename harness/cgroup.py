@@ -57,6 +57,12 @@ class RunCgroup:
             raise WorkloadError(f"cannot create the run's cgroup {path}: {exc.strerror}") from exc
         return cls(path)
 
+    def child(self, name: str) -> RunCgroup:
+        """A cgroup inside this one (a role's own, so it can be frozen alone)."""
+        path = self.path / name
+        path.mkdir(mode=0o755, exist_ok=True)
+        return RunCgroup(path)
+
     @property
     def owner(self) -> int:
         """The pid of the harness that made this cgroup."""

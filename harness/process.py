@@ -16,9 +16,11 @@ from types import FrameType, TracebackType
 
 import psutil
 
-from harness import reaping
+from harness import cgroup, reaping
+from harness.cgroup import RunCgroup
 from harness.errors import WorkloadError
-from harness.proctree import session_members, tree_pids, tree_stopped
+from harness.keeper import Keeper
+from harness.proctree import is_stopped, session_members, tree_pids
 from harness.waiting import wait_for
 
 
@@ -37,6 +39,9 @@ class Workload:
     env: Mapping[str, str] | None = None
     pid: int = 0
     exit_status: int | None = None
+    # The role's own cgroup (a child of the run's): whatever the workload forks, daemons and
+    # new sessions included, is in it, and CRIU restores the tree into it.
+    cgroup: RunCgroup | None = None
     _popen: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     _create_time: float = field(default=0.0, repr=False)
     # The tree's other pids when last looked at (note_tree): a dump kills them all, and their
@@ -66,8 +71,9 @@ class Workload:
                     env=env,
                     start_new_session=True,
                     close_fds=True,
+                    preexec_fn=self.cgroup.enter() if self.cgroup is not None else None,
                 )
-            except OSError as exc:
+            except (OSError, subprocess.SubprocessError) as exc:
                 raise WorkloadError(f"{self.name}: cannot start {self.argv[0]!r}: {exc}") from exc
         self.pid = self._popen.pid
         self._remember()
@@ -110,12 +116,29 @@ class Workload:
             except psutil.Error:
                 pass
 
+    def members(self) -> list[int]:
+        """Every process of the workload: its cgroup's, whatever sessions and groups they
+        made; without a cgroup, the tree under its pid."""
+        if self.cgroup is not None:
+            return self.cgroup.pids()
+        return tree_pids(self.pid) if self.process() is not None else []
+
+    def _stop_members(self) -> bool:
+        """SIGSTOP every member not stopped yet; True once all are (a member forked meanwhile
+        is caught on the next round)."""
+        running = [pid for pid in self.members() if not is_stopped(pid)]
+        for pid in running:
+            try:
+                os.kill(pid, signal.SIGSTOP)
+            except ProcessLookupError:
+                pass
+        return not running
+
     def freeze(self, timeout: float = 5.0) -> None:
-        """SIGSTOP the workload's process group, and wait until the kernel reports every task
-        of its tree stopped: a workload that forks (a parent and its children) stops whole."""
-        self.signal_group(signal.SIGSTOP)
+        """SIGSTOP every process of the workload, and wait until the kernel reports each one
+        stopped: a workload that forks stops whole, whatever sessions and groups it made."""
         wait_for(
-            lambda: self.status() in ("gone", psutil.STATUS_ZOMBIE) or tree_stopped(self.pid),
+            lambda: self.status() in ("gone", psutil.STATUS_ZOMBIE) or self._stop_members(),
             timeout=timeout,
             interval=0.0005,  # the other workloads still run meanwhile: keep it short
             error=lambda _: WorkloadError(
@@ -130,18 +153,13 @@ class Workload:
         """Remember the pids of the workload's descendants (see reap)."""
         self._descendants = tree_pids(self.pid)[1:] if self.pid else []
 
-    def signal_group(self, sig: int) -> None:
-        """Signal the process group the workload leads (it was started in a session of its
-        own, and CRIU restores the group), or the process alone if it leads none."""
-        if self.process() is None:
-            return
-        try:
-            if os.getpgid(self.pid) == self.pid:
-                os.killpg(self.pid, sig)
-                return
-        except ProcessLookupError:
-            return
-        self.signal(sig)
+    def signal_members(self, sig: int) -> None:
+        """Signal every process of the workload (see members)."""
+        for pid in self.members():
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
 
     def in_syscall(self) -> bool:
         """Blocked in (or stopped inside) a system call, as opposed to running its own code.
@@ -155,7 +173,7 @@ class Workload:
         return first not in ("-1", "running")
 
     def thaw(self) -> None:
-        self.signal_group(signal.SIGCONT)
+        self.signal_members(signal.SIGCONT)
 
     def reap(self, timeout: float = 10.0) -> int:
         """Wait for the process to exit and collect it, so its pid is free for the restore;
@@ -195,6 +213,7 @@ class Workload:
                 proc.kill()
             except psutil.Error:
                 pass
+        self.signal_members(signal.SIGKILL)
         self.signal(signal.SIGKILL)
         try:
             self.reap(timeout=10.0)
@@ -212,16 +231,28 @@ class Workload:
 
 class Supervisor:
     """Owns the workloads of a run: whatever ends the block (success, exception, Ctrl-C,
-    SIGTERM), every workload is killed and reaped, stopped ones included."""
+    SIGTERM), every workload is killed and reaped, stopped ones included.
 
-    def __init__(self) -> None:
+    Every workload runs in a cgroup of the run (one child per role), so what it forked,
+    daemons in sessions of their own included, and what CRIU restored all end with the run;
+    a keeper outside the tree ends them too if the harness itself is killed (harness.keeper).
+    ``name`` names the cgroup; ``keeper_log`` is where the keeper says what it did."""
+
+    def __init__(self, name: str = "run", keeper_log: Path | None = None) -> None:
         self.workloads: dict[str, Workload] = {}
+        self.name = name
+        self.keeper_log = keeper_log
+        self.cgroup: RunCgroup | None = None
+        self._keeper: Keeper | None = None
         self._old_term: object = None
 
     def __enter__(self) -> Supervisor:
         reaping.become_subreaper()
         if threading.current_thread() is threading.main_thread():
             self._old_term = signal.signal(signal.SIGTERM, _raise_terminated)
+        if cgroup.root() is not None:
+            self.cgroup = RunCgroup.create(self.name)
+            self._keeper = Keeper(self.cgroup, self.keeper_log)
         return self
 
     def __exit__(
@@ -231,8 +262,17 @@ class Supervisor:
         tb: TracebackType | None,
     ) -> None:
         with _signals_blocked():
+            members = self.cgroup.pids() if self.cgroup is not None else []
             self.kill_all()
+            if self.cgroup is not None:
+                self.cgroup.kill()
+                # Daemons and restored trees are the harness's (a subreaper's) zombies now.
+                reaping.reap(members, timeout=5.0)
             reaping.reap_zombies({w.pid for w in self.workloads.values() if w.pid})
+            if self.cgroup is not None:
+                self.cgroup.remove()
+            if self._keeper is not None:
+                self._keeper.stop()
         if self._old_term is not None:
             signal.signal(signal.SIGTERM, self._old_term)  # type: ignore[arg-type]
 
@@ -246,7 +286,9 @@ class Supervisor:
     ) -> Workload:
         if name in self.workloads:
             raise WorkloadError(f"two workloads named {name!r}")
-        workload = Workload(name=name, argv=list(argv), run_dir=run_dir, cwd=cwd, env=env)
+        group = self.cgroup.child(name) if self.cgroup is not None else None
+        workload = Workload(name=name, argv=list(argv), run_dir=run_dir, cwd=cwd, env=env,
+                            cgroup=group)
         self.workloads[name] = workload  # before start: a failed start is still cleaned up
         workload.start()
         return workload

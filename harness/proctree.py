@@ -8,7 +8,7 @@ from pathlib import Path
 
 import psutil
 
-__all__ = ["session_members", "tree_pids", "tree_stopped"]
+__all__ = ["is_stopped", "session_members", "tree_pids", "tree_stopped"]
 
 
 def tree_pids(pid: int) -> list[int]:
@@ -32,16 +32,18 @@ def tree_pids(pid: int) -> list[int]:
     return found
 
 
+def is_stopped(pid: int) -> bool:
+    """Stopped (or traced, or already gone): nothing of it runs."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state in ("T", "t", "Z", "X")
+
+
 def tree_stopped(pid: int) -> bool:
     """Every task of pid's tree is stopped (or already gone)."""
-    for member in tree_pids(pid):
-        try:
-            state = Path(f"/proc/{member}/stat").read_text().rpartition(")")[2].split()[0]
-        except (OSError, IndexError):
-            continue
-        if state not in ("T", "t", "Z", "X"):
-            return False
-    return True
+    return all(is_stopped(member) for member in tree_pids(pid))
 
 
 def session_members(sid: int) -> list[psutil.Process]:

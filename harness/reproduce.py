@@ -156,7 +156,7 @@ def retry_restore(
     calls = load_calls(run_dir)
     run_backend = _run_backend(run_dir)
     attempts: list[RestoreAttempt] = []
-    with Supervisor() as supervisor:
+    with Supervisor("restore-retry") as supervisor:
         for name in [role] if role else _restore_order(calls, which, roles):
             images_dir = roles[name]
             recorded = _recorded(calls, which, name, "restore")

@@ -85,7 +85,7 @@ class ScenarioRun:
         self.run_dir = self._given_run_dir or RunDir(self.scenario.name)
         interrupted: BaseException | None = None
         try:
-            with Supervisor() as supervisor:
+            with Supervisor(self.run_dir.path.name, self.run_dir.path / "keeper.log") as supervisor:
                 self._execute(supervisor, result)
         except HarnessError as exc:
             result.outcome, result.reason = Outcome.ERROR, str(exc)
