@@ -80,10 +80,6 @@ class Expectation:
     # "FIELD: BEFORE -> AFTER" (harness.fingerprint): reported, but they do not fail a cycle.
     allowed_differences: tuple[str, ...] = ()
 
-    @property
-    def expected(self) -> str:
-        return self.outcome
-
 
 @dataclass(frozen=True)
 class Verify:
