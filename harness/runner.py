@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import stat
 import subprocess
 import time
 from dataclasses import asdict
@@ -23,7 +22,7 @@ from harness.plan import Plan, get_plan
 from harness.process import Supervisor, Workload
 from harness.result import CycleResult, DowntimeSummary, ScenarioResult
 from harness.rundir import RunDir
-from harness.scenario import Expectation, ProcessSpec, Scenario
+from harness.scenario import Expectation, Scenario
 from harness.stats import image_bytes, read_stats
 from harness.verification import (
     Accounting,
@@ -33,7 +32,6 @@ from harness.verification import (
     losses_between,
     read_events,
 )
-from harness.waiting import DeadlinePassed, wait_for
 
 KEEP = ("always", "failed", "never")
 
@@ -121,7 +119,7 @@ class ScenarioRun:
                 cwd=Path(self._render(spec.cwd)) if spec.cwd else None,
                 env={k: self._render(v) for k, v in spec.env.items()},
             )
-            self._wait_ready(workload, spec)
+            spec.ready.wait(workload, self._render)
         self.workloads = supervisor.workloads
         progress = self._progress()
         verify = self.scenario.verify
@@ -336,33 +334,6 @@ class ScenarioRun:
             proc = subprocess.run(argv, capture_output=True, text=True, check=False)
             if proc.returncode != 0:
                 raise WorkloadError(f"building {build.output} failed: {proc.stderr.strip()}")
-
-    def _wait_ready(self, workload: Workload, spec: ProcessSpec) -> None:
-        ready = spec.ready
-        if ready.delay is not None:
-            time.sleep(ready.delay)  # the scenario asked for a plain delay: nothing to observe
-            if not workload.alive():
-                raise WorkloadError(f"{workload.name} exited at start: {workload.tail()}")
-            return
-
-        def probe() -> bool:
-            if not workload.alive():
-                raise WorkloadError(f"{workload.name} exited at start: {workload.tail()}")
-            if ready.socket:
-                path = self._render(ready.socket)
-                return os.path.exists(path) and stat.S_ISSOCK(os.stat(path).st_mode)
-            if ready.log and ready.pattern:
-                return LogProgress(Path(self._render(ready.log)), ready.pattern).mark() > 0
-            if ready.events:
-                return EventProgress(Path(self._render(ready.events))).count_since(0.0) > 0
-            return True  # nothing to wait for: started is ready
-
-        try:
-            wait_for(probe, timeout=ready.timeout, interval=0.01)
-        except DeadlinePassed:
-            raise WorkloadError(
-                f"{workload.name} not ready within {ready.timeout:g} s: {workload.tail()}"
-            ) from None
 
     def _progress(self) -> Progress:
         verify = self.scenario.verify

@@ -11,9 +11,11 @@ from typing import Any
 
 import pytest
 
+from harness import readiness
 from harness.criu import Backend
 from harness.errors import UsageError
 from harness.plan import DEFAULT_PLAN
+from harness.problems import Keys, Problems
 from harness.pytest_plugin.reporting import record_properties
 from harness.pytest_plugin.settings import (
     CALL_REPORT,
@@ -21,6 +23,7 @@ from harness.pytest_plugin.settings import (
     CriuSettings,
     require_criu,
 )
+from harness.readiness import Readiness, StartedReady
 from harness.result import ScenarioResult
 from harness.rundir import RunDir
 from harness.runner import ScenarioRun
@@ -30,7 +33,6 @@ from harness.scenario import (
     CriuSpec,
     Expectation,
     ProcessSpec,
-    Ready,
     Scenario,
     Verify,
 )
@@ -144,22 +146,19 @@ class MigrationFixture:
         if any(p.role == role for p in self._processes):
             raise UsageError(f"spawn(): role {role!r} is used twice")
         stdout = self.run_dir / f"{role}.stdout"  # where harness.process writes its output
-        kinds = [k for k, v in (("ready_socket", ready_socket), ("ready_pattern", ready_pattern),
-                                ("ready_events", ready_events), ("ready_delay", ready_delay))
-                 if v is not None]
-        if len(kinds) > 1:
-            raise UsageError(f"spawn(role={role!r}): give one of {', '.join(kinds)}, not several")
-        if ready_log is not None and ready_pattern is None:
-            raise UsageError(f"spawn(role={role!r}): ready_log needs ready_pattern")
-        ready = Ready(
-            socket=ready_socket,
-            log=(ready_log or str(stdout)) if ready_pattern is not None else None,
-            pattern=ready_pattern,
-            events=ready_events,
-            delay=ready_delay,
-            timeout=ready_timeout,
-        )
-        _check_regex(ready_pattern, f"spawn(role={role!r}): ready_pattern")
+        ready_keys = {k: v for k, v in (("socket", ready_socket), ("log", ready_log),
+                                         ("pattern", ready_pattern), ("events", ready_events),
+                                         ("delay", ready_delay)) if v is not None}
+        ready: Readiness = StartedReady(timeout=ready_timeout)
+        if ready_keys:
+            if "pattern" in ready_keys:
+                ready_keys.setdefault("log", str(stdout))
+            # The log kind is named by ready_pattern, unless ready_log was given too.
+            renames = {} if ready_log is not None else {"ready_log": "ready_pattern"}
+            problems = Problems(lambda keys: _argument(keys, renames))
+            ready_keys["timeout"] = ready_timeout
+            ready = readiness.from_keys(ready_keys, problems.at("ready")) or ready
+            _raise(f"spawn(role={role!r})", problems)
         if progress_log is not None and progress_pattern is None:
             raise UsageError(f"spawn(role={role!r}): progress_log needs progress_pattern")
         if progress_pattern is not None or progress_events is not None:
@@ -271,6 +270,22 @@ class MigrationFixture:
         keep = self.settings.keep == "always" or (self.settings.keep == "failed" and test_failed)
         if not keep:
             self._rundir.remove()
+
+
+def _argument(keys: Keys, renames: Mapping[str, str]) -> str:
+    """A key as the argument that gave it: ("ready", "socket") is ready_socket."""
+    head, *rest = [str(k) for k in keys] or [""]
+    if head in ("ready", "progress") and rest:
+        head, rest = f"{head}_{rest[0]}", rest[1:]
+    return renames.get(head, head) + "".join(f"[{k!r}]" for k in rest)
+
+
+def _raise(call: str, problems: Problems) -> None:
+    """A UsageError naming each problem's argument, if there is any problem."""
+    if problems.found:
+        raise UsageError("; ".join(
+            f"{call}: {problems.naming(p.keys)}: {p.why}" for p in problems.found
+        ))
 
 
 def _check_regex(pattern: str | None, what: str) -> None:

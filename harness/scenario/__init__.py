@@ -15,7 +15,6 @@ from harness.scenario.model import (
     CriuSpec,
     Expectation,
     ProcessSpec,
-    Ready,
     Scenario,
     Verify,
 )
@@ -28,7 +27,6 @@ __all__ = [
     "CriuSpec",
     "Expectation",
     "ProcessSpec",
-    "Ready",
     "Scenario",
     "ScenarioError",
     "Verify",

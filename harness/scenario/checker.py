@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from harness.problems import Keys, Problem, Problems
+
 
 class Lines:
     """Where each key of a TOML file is written, to point a problem at its line."""
@@ -41,62 +43,57 @@ def _key_parts(key: str) -> list[str]:
     return [p.strip().strip("\"'") for p in key.split(".")]
 
 
-class Checker:
+class Checker(Problems):
     """Collects every problem of one file instead of stopping at the first."""
 
     def __init__(self, path: Path, text: str) -> None:
+        super().__init__()
         self.path = path
         self.lines = Lines(text)
-        self.problems: list[str] = []
 
-    def problem(self, where: tuple[str | int, ...], message: str) -> None:
-        keys = tuple(str(k) for k in where)
+    @property
+    def problems(self) -> list[str]:
+        """Each problem as ``file:line: field: why``."""
+        return [self._located(p) for p in self.found]
+
+    def _located(self, problem: Problem) -> str:
+        keys = tuple(str(k) for k in problem.keys)
         name = ".".join(f"[{k}]" if k.isdigit() else k for k in keys).replace(".[", "[")
-        self.problems.append(f"{self.path}:{self.lines.line(keys)}: {name or 'file'}: {message}")
+        return f"{self.path}:{self.lines.line(keys)}: {name or 'file'}: {problem.why}"
 
     def table(
         self,
         data: Any,
-        where: tuple[str | int, ...],
+        where: Keys,
         allowed: Mapping[str, type | tuple[type, ...]],
         required: tuple[str, ...] = (),
     ) -> dict[str, Any]:
         """Check a table's keys and value types; return only the valid entries."""
         if not isinstance(data, dict):
-            self.problem(where, f"must be a table, not {type_name(data)}")
+            self.add(where, f"must be a table, not {type_name(data)}")
             return {}
         good: dict[str, Any] = {}
         for key, value in data.items():
             if key not in allowed:
-                self.problem((*where, key), f"unknown key (expected one of: {', '.join(allowed)})")
+                self.add((*where, key), f"unknown key (expected one of: {', '.join(allowed)})")
                 continue
             want = allowed[key]
             if not _is(value, want):
-                self.problem((*where, key), f"must be {_type_label(want)}, not {type_name(value)}")
+                self.add((*where, key), f"must be {_type_label(want)}, not {type_name(value)}")
                 continue
             good[key] = value
         for key in required:
             if key not in data:
-                self.problem((*where, key), "missing (required)")
+                self.add((*where, key), "missing (required)")
         return good
 
-    def strings(self, value: Any, where: tuple[str | int, ...], nonempty: bool = True) -> list[str]:
+    def strings(self, value: Any, where: Keys, nonempty: bool = True) -> list[str]:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            self.problem(where, "must be a list of strings")
+            self.add(where, "must be a list of strings")
             return []
         if nonempty and not value:
-            self.problem(where, "must not be empty")
+            self.add(where, "must not be empty")
         return value
-
-    def regex(self, value: str, where: tuple[str | int, ...]) -> None:
-        try:
-            re.compile(value)
-        except re.error as exc:
-            self.problem(where, f"bad regular expression: {exc}")
-
-    def positive(self, value: float, where: tuple[str | int, ...], zero_ok: bool = False) -> None:
-        if value < 0 or (value == 0 and not zero_ok):
-            self.problem(where, f"must be {'at least 0' if zero_ok else 'greater than 0'}, not {value}")
 
 
 def _is(value: Any, want: type | tuple[type, ...]) -> bool:

@@ -12,8 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from harness.criu.options import NETWORK_LOCKS
+from harness import readiness
 from harness.errors import UsageError
 from harness.plan import DEFAULT_PLAN, PLANS
+from harness.readiness import Readiness, StartedReady
 from harness.scenario.checker import Checker, type_name
 from harness.scenario.model import (
     CRIU_FLAGS,
@@ -21,7 +23,6 @@ from harness.scenario.model import (
     CriuSpec,
     Expectation,
     ProcessSpec,
-    Ready,
     Scenario,
     Verify,
 )
@@ -42,7 +43,6 @@ _TOP = {
     "build": list, "criu": dict, "expect": dict, "verify": dict,
 }
 _PROCESS = {"role": str, "argv": list, "cwd": str, "env": dict, "ready": dict}
-_READY = {"socket": str, "log": str, "pattern": str, "events": str, "delay": float, "timeout": float}
 _BUILD = {"sources": list, "output": str, "flags": list}
 _CRIU = {
     **{flag: bool for flag in CRIU_FLAGS},
@@ -83,16 +83,16 @@ def _scenario(check: Checker, path: Path, data: dict[str, Any]) -> Scenario | No
         if (proc := _process(check, raw, ("process", i))) is not None
     ]
     if "process" in top and not top["process"]:
-        check.problem(("process",), "must list at least one process")
+        check.add(("process",), "must list at least one process")
     roles = [p.role for p in processes]
     for role in {r for r in roles if roles.count(r) > 1}:
-        check.problem(("process",), f"role {role!r} is used twice")
+        check.add(("process",), f"role {role!r} is used twice")
     builds = tuple(
         b for i, raw in enumerate(top.get("build", [])) if (b := _build(check, raw, ("build", i)))
     )
     plan = top.get("plan", DEFAULT_PLAN)
     if plan not in PLANS:
-        check.problem(("plan",), f"unknown plan {plan!r} (expected one of: {', '.join(PLANS)})")
+        check.add(("plan",), f"unknown plan {plan!r} (expected one of: {', '.join(PLANS)})")
     expect, plan_expect = _expectations(check, top.get("expect", {}))
     verify = _verify(check, top.get("verify", {}))
     criu = _criu(check, top.get("criu", {}))
@@ -120,21 +120,11 @@ def _process(check: Checker, raw: Any, where: tuple[str | int, ...]) -> ProcessS
     env = p.get("env", {})
     for key, value in env.items():
         if not isinstance(value, str):
-            check.problem((*where, "env", key), f"must be a string, not {type_name(value)}")
-    ready = Ready()
+            check.add((*where, "env", key), f"must be a string, not {type_name(value)}")
+    ready: Readiness = StartedReady()
     if "ready" in p:
-        r = check.table(p["ready"], (*where, "ready"), _READY)
-        kinds = [k for k in ("socket", "log", "events", "delay") if k in r]
-        if len(kinds) != 1:
-            check.problem((*where, "ready"), "must name exactly one of socket, log, events, delay")
-        if "log" in r and "pattern" not in r:
-            check.problem((*where, "ready", "pattern"), "missing (required with log)")
-        if "pattern" in r:
-            check.regex(r["pattern"], (*where, "ready", "pattern"))
-        for key in ("delay", "timeout"):
-            if key in r:
-                check.positive(r[key], (*where, "ready", key))
-        ready = Ready(**r)
+        r = check.table(p["ready"], (*where, "ready"), readiness.KEYS)
+        ready = readiness.from_keys(r, check.at(*where, "ready")) or ready
     if "role" not in p or not argv:
         return None
     return ProcessSpec(role=p["role"], argv=tuple(argv), cwd=p.get("cwd"), env=dict(env), ready=ready)
@@ -154,7 +144,7 @@ def _criu(check: Checker, raw: Any) -> CriuSpec:
         allowed = _CRIU if nested else {k: v for k, v in _CRIU.items() if k not in ("dump", "restore")}
         s = check.table(data, where, allowed)
         if "network_lock" in s and s["network_lock"] not in NETWORK_LOCKS:
-            check.problem((*where, "network_lock"), f"must be one of {', '.join(NETWORK_LOCKS)}")
+            check.add((*where, "network_lock"), f"must be one of {', '.join(NETWORK_LOCKS)}")
         if "extra_args" in s:
             check.strings(s["extra_args"], (*where, "extra_args"), nonempty=False)
         return s
@@ -173,16 +163,16 @@ def _expectation(
     e.pop("plan", None)
     outcome = e.get("outcome", base.outcome if base else "migrates")
     if outcome not in ("migrates", "fails"):
-        check.problem((*where, "outcome"), f"must be 'migrates' or 'fails', not {outcome!r}")
+        check.add((*where, "outcome"), f"must be 'migrates' or 'fails', not {outcome!r}")
     if "action" in e and e["action"] not in ("dump", "restore"):
-        check.problem((*where, "action"), f"must be 'dump' or 'restore', not {e['action']!r}")
+        check.add((*where, "action"), f"must be 'dump' or 'restore', not {e['action']!r}")
     if outcome == "fails":
         for key in ("action", "signature"):
             if key not in e and (base is None or getattr(base, key) is None):
-                check.problem((*where, key), "missing (required when outcome is 'fails')")
+                check.add((*where, key), "missing (required when outcome is 'fails')")
     for key in ("max_lost", "max_client_errors"):
         if key in e:
-            check.positive(e[key], (*where, key), zero_ok=True)
+            check.at(*where).positive(e[key], key, zero_ok=True)
     if "allowed_differences" in e:
         patterns = check.strings(e["allowed_differences"], (*where, "allowed_differences"))
         e["allowed_differences"] = tuple(patterns)
@@ -196,11 +186,11 @@ def _expectations(check: Checker, raw: Any) -> tuple[Expectation | None, dict[st
     per_plan: dict[str, Expectation] = {}
     plans = raw.get("plan", {}) if isinstance(raw, dict) else {}
     if not isinstance(plans, dict):
-        check.problem(("expect", "plan"), f"must be a table, not {type_name(plans)}")
+        check.add(("expect", "plan"), f"must be a table, not {type_name(plans)}")
         plans = {}
     for name, sub in plans.items():
         if name not in PLANS:
-            check.problem(("expect", "plan", name), f"unknown plan (expected one of: {', '.join(PLANS)})")
+            check.add(("expect", "plan", name), f"unknown plan (expected one of: {', '.join(PLANS)})")
             continue
         if base is not None and (e := _expectation(check, sub, ("expect", "plan", name), base)):
             per_plan[name] = e
@@ -210,15 +200,15 @@ def _expectations(check: Checker, raw: Any) -> tuple[Expectation | None, dict[st
 def _verify(check: Checker, raw: Any) -> Verify | None:
     v = check.table(raw, ("verify",), _VERIFY)
     if ("events" in v) == ("log" in v):
-        check.problem(("verify",), "must name exactly one of events (an echo event log) or log")
+        check.add(("verify",), "must name exactly one of events (an echo event log) or log")
     if "log" in v and "pattern" not in v:
-        check.problem(("verify", "pattern"), "missing (required with log)")
+        check.add(("verify", "pattern"), "missing (required with log)")
     if "pattern" in v:
-        check.regex(v["pattern"], ("verify", "pattern"))
+        check.at("verify").regex(v["pattern"], "pattern")
     if "min_progress" in v:
-        check.positive(v["min_progress"], ("verify", "min_progress"))
+        check.at("verify").positive(v["min_progress"], "min_progress")
     if "deadline" in v:
-        check.positive(v["deadline"], ("verify", "deadline"))
+        check.at("verify").positive(v["deadline"], "deadline")
     if check.problems:
         return None
     return Verify(**v)

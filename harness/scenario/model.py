@@ -10,23 +10,11 @@ from typing import Any
 
 from harness.criu.options import CriuOptions
 from harness.plan import DEFAULT_PLAN
+from harness.readiness import Readiness, StartedReady
 
 PLACEHOLDERS = ("run_dir", "python", "scenario_dir", "name")
 _PLACEHOLDER = re.compile(r"\{(" + "|".join(PLACEHOLDERS) + r")\}")
 CRIU_FLAGS = ("shell_job", "ext_unix_sk", "tcp_established", "leave_stopped")
-
-
-@dataclass(frozen=True)
-class Ready:
-    """When a process counts as started: a socket exists, a log line matches, its event log
-    shows a round trip, or (last resort) a delay has passed."""
-
-    socket: str | None = None
-    log: str | None = None
-    pattern: str | None = None
-    events: str | None = None
-    delay: float | None = None
-    timeout: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -44,7 +32,7 @@ class ProcessSpec:
     argv: tuple[str, ...]
     cwd: str | None = None
     env: dict[str, str] = field(default_factory=dict)
-    ready: Ready = Ready()
+    ready: Readiness = StartedReady()
 
 
 @dataclass(frozen=True)
