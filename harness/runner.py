@@ -24,14 +24,7 @@ from harness.result import CycleResult, DowntimeSummary, ScenarioResult
 from harness.rundir import RunDir
 from harness.scenario import Expectation, Scenario
 from harness.stats import image_bytes, read_stats
-from harness.verification import (
-    Accounting,
-    EventProgress,
-    LogProgress,
-    Progress,
-    losses_between,
-    read_events,
-)
+from harness.verification import Accounting, Progress, losses_between
 
 KEEP = ("always", "failed", "never")
 
@@ -121,7 +114,7 @@ class ScenarioRun:
             )
             spec.ready.wait(workload, self._render)
         self.workloads = supervisor.workloads
-        progress = self._progress()
+        progress = self.scenario.verify.progress(self._render)
         verify = self.scenario.verify
         # Warm-up: the loop runs before anything is frozen, or there is nothing to compare.
         try:
@@ -188,14 +181,14 @@ class ScenarioRun:
         unexpected = [d for d in differences if not d.allowed_by(allowed)]
         changed = [f"visible state changed: {describe(unexpected)}"] if unexpected else []
         verify = self.scenario.verify
-        mark = progress.mark() if isinstance(progress, LogProgress) else record.finished
+        mark = progress.resume_mark(record.finished)
         try:
             progress.wait(mark, verify.min_progress, verify.deadline)
         except VerificationError as exc:
             cycle.reason = "; ".join([f"{exc}; {self._tails()}", *changed])
             return
-        if isinstance(progress, EventProgress):
-            events = read_events(progress.path)
+        events = progress.events()
+        if events is not None:
             window = (record.started, time.time())
             cycle.downtime_ms = Accounting.from_events(events, window).downtime_ms
             # What went wrong since the previous cycle was verified is this migration's doing
@@ -279,8 +272,9 @@ class ScenarioRun:
         downtimes = [c.downtime_ms for c in cycles if c.downtime_ms is not None]
         result.downtime_ms = max(downtimes) if downtimes else None
         result.downtime_summary = DowntimeSummary.of(cycles)
-        if isinstance(progress, EventProgress):
-            acc = Accounting.from_events(read_events(progress.path))
+        events = progress.events()
+        if events is not None:
+            acc = Accounting.from_events(events)
             result.messages_lost, result.duplicates = acc.messages_lost, acc.duplicates
             result.out_of_order, result.timeouts = acc.out_of_order, acc.timeouts
             result.client_errors = acc.client_errors
@@ -334,13 +328,6 @@ class ScenarioRun:
             proc = subprocess.run(argv, capture_output=True, text=True, check=False)
             if proc.returncode != 0:
                 raise WorkloadError(f"building {build.output} failed: {proc.stderr.strip()}")
-
-    def _progress(self) -> Progress:
-        verify = self.scenario.verify
-        if verify.events:
-            return EventProgress(Path(self._render(verify.events)))
-        assert verify.log and verify.pattern
-        return LogProgress(Path(self._render(verify.log)), verify.pattern)
 
     def _tails(self) -> str:
         return "; ".join(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 from harness.criu.options import CriuOptions
 from harness.plan import DEFAULT_PLAN
 from harness.readiness import Readiness, StartedReady
+from harness.verification import EventProgress, LogProgress, Progress
 
 PLACEHOLDERS = ("run_dir", "python", "scenario_dir", "name")
 _PLACEHOLDER = re.compile(r"\{(" + "|".join(PLACEHOLDERS) + r")\}")
@@ -79,6 +81,13 @@ class Verify:
     pattern: str | None = None
     min_progress: int = 20
     deadline: float = 15.0
+
+    def progress(self, render: Callable[[str], str]) -> Progress:
+        """How to watch the workload progress, the run's placeholders filled in by render."""
+        if self.events is not None:
+            return EventProgress(Path(render(self.events)))
+        assert self.log is not None and self.pattern is not None
+        return LogProgress(Path(render(self.log)), self.pattern)
 
 
 @dataclass(frozen=True)
