@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 Keys = tuple[str | int, ...]
 # How a front names a key (the keys down to it) inside a message: a scenario file by the key
@@ -61,4 +62,11 @@ class Problems:
 
     def positive(self, value: float, key: str, zero_ok: bool = False) -> None:
         if value < 0 or (value == 0 and not zero_ok):
-            self.add((key,), f"must be {'at least 0' if zero_ok else 'greater than 0'}, not {value}")
+            least = "at least 0" if zero_ok else "greater than 0"
+            self.add((key,), f"must be {least}, not {value}")
+
+
+def type_name(value: Any) -> str:
+    """A value's type as a message says it: "a string", "a table"."""
+    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
+            list: "a list", dict: "a table"}.get(type(value), type(value).__name__)

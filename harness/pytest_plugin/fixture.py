@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 
-from harness import readiness
 from harness.criu import Backend
 from harness.errors import UsageError
 from harness.plan import DEFAULT_PLAN
@@ -23,12 +22,10 @@ from harness.pytest_plugin.settings import (
     CriuSettings,
     require_criu,
 )
-from harness.readiness import Readiness, StartedReady
 from harness.result import ScenarioResult
 from harness.rundir import RunDir
 from harness.runner import ScenarioRun
 from harness.scenario import (
-    CRIU_FLAGS,
     Build,
     CriuSpec,
     Expectation,
@@ -37,8 +34,6 @@ from harness.scenario import (
     Verify,
 )
 
-# The keys a fixture's criu= mapping takes: those of a scenario file's [criu] table.
-_CRIU_KEYS = (*CRIU_FLAGS, "network_lock", "extra_args")
 # A unix socket path holds at most 107 bytes: keep the run directory's name short.
 _NAME_MAX = 24
 
@@ -54,14 +49,6 @@ class SpawnedProcess:
     argv: tuple[str, ...]
     stdout: Path
     stderr: Path
-
-
-@dataclass
-class _Progress:
-    log: str | None = None
-    pattern: str | None = None
-    events: str | None = None
-    role: str = ""
 
 
 class MigrationFixture:
@@ -92,7 +79,8 @@ class MigrationFixture:
         self._processes: list[ProcessSpec] = []
         self._spawned: list[SpawnedProcess] = []
         self._builds: list[Build] = []
-        self._progress: _Progress | None = None
+        # The role whose output shows progress, and how (the keys of a [verify] table).
+        self._progress: tuple[str, dict[str, Any]] | None = None
         self.result: ScenarioResult | None = None
 
     @property
@@ -141,46 +129,30 @@ class MigrationFixture:
         """
         if self.result is not None:
             raise UsageError("spawn() after run(): declare every process first")
-        if not argv:
-            raise UsageError(f"spawn(role={role!r}): argv is empty")
         if any(p.role == role for p in self._processes):
             raise UsageError(f"spawn(): role {role!r} is used twice")
         stdout = self.run_dir / f"{role}.stdout"  # where harness.process writes its output
-        ready_keys = {k: v for k, v in (("socket", ready_socket), ("log", ready_log),
-                                         ("pattern", ready_pattern), ("events", ready_events),
-                                         ("delay", ready_delay)) if v is not None}
-        ready: Readiness = StartedReady(timeout=ready_timeout)
-        if ready_keys:
-            if "pattern" in ready_keys:
-                ready_keys.setdefault("log", str(stdout))
-            # The log kind is named by ready_pattern, unless ready_log was given too.
-            renames = {} if ready_log is not None else {"ready_log": "ready_pattern"}
-            problems = Problems(lambda keys: _argument(keys, renames))
-            ready_keys["timeout"] = ready_timeout
-            ready = readiness.from_keys(ready_keys, problems.at("ready")) or ready
-            _raise(f"spawn(role={role!r})", problems)
-        if progress_log is not None and progress_pattern is None:
-            raise UsageError(f"spawn(role={role!r}): progress_log needs progress_pattern")
-        if progress_pattern is not None or progress_events is not None:
-            if progress_pattern is not None and progress_events is not None:
-                raise UsageError(
-                    f"spawn(role={role!r}): give progress_pattern or progress_events, not both"
-                )
-            if self._progress is not None:
-                raise UsageError(
-                    f"spawn(role={role!r}): progress is already watched on {self._progress.role!r}"
-                )
-            _check_regex(progress_pattern, f"spawn(role={role!r}): progress_pattern")
-            self._progress = _Progress(
-                log=(progress_log or str(stdout)) if progress_pattern is not None else None,
-                pattern=progress_pattern,
-                events=progress_events,
-                role=role,
+        ready = _logged(stdout, socket=ready_socket, log=ready_log, pattern=ready_pattern,
+                        events=ready_events, delay=ready_delay)
+        progress = _logged(stdout, events=progress_events, log=progress_log,
+                           pattern=progress_pattern)
+        if progress and self._progress is not None:
+            raise UsageError(
+                f"spawn(role={role!r}): progress is already watched on {self._progress[0]!r}"
             )
         args = tuple(os.fspath(a) for a in argv)
-        self._processes.append(ProcessSpec(
-            role=role, argv=args, cwd=cwd, env=dict(env or {}), ready=ready,
-        ))
+        keys: dict[str, Any] = {"role": role, "argv": args, "env": dict(env or {})}
+        keys.update(_given(cwd=cwd, ready={**ready, "timeout": ready_timeout} if ready else None))
+        # ready_pattern names the log kind, unless ready_log is given too (so for progress).
+        problems = _problems(ready_log is not None, progress_log is not None)
+        spec = ProcessSpec.from_keys(keys, problems)
+        if progress:
+            Verify.from_keys(progress, problems.at("progress"))
+        _raise(f"spawn(role={role!r})", problems)
+        assert spec is not None
+        self._processes.append(spec)
+        if progress:
+            self._progress = (role, progress)
         spawned = SpawnedProcess(role, args, stdout, self.run_dir / f"{role}.stderr")
         self._spawned.append(spawned)
         return spawned
@@ -203,21 +175,24 @@ class MigrationFixture:
                 "run(): no way to see progress: pass progress_pattern= (or progress_events=) "
                 "to one spawn()"
             )
+        problems = _problems()
+        verify = Verify.from_keys(
+            {**self._progress[1], "min_progress": min_progress, "deadline": deadline},
+            problems.at("progress"),
+        )
+        if not isinstance(criu, CriuSpec):
+            criu = CriuSpec.from_keys(criu or {}, problems.at("criu"))
+        _raise("run()", problems)
+        assert verify is not None
         expect = self._expect or Expectation(max_lost=max_lost, max_client_errors=max_client_errors)
         return Scenario(
             name=self.name,
             path=self._base,
             processes=tuple(self._processes),
             expect=expect,
-            verify=Verify(
-                events=self._progress.events,
-                log=self._progress.log,
-                pattern=self._progress.pattern,
-                min_progress=min_progress,
-                deadline=deadline,
-            ),
+            verify=verify,
             plan=plan or DEFAULT_PLAN,
-            criu=_criu_spec(criu),
+            criu=criu,
             builds=tuple(self._builds),
         )
 
@@ -272,54 +247,41 @@ class MigrationFixture:
             self._rundir.remove()
 
 
-def _argument(keys: Keys, renames: Mapping[str, str]) -> str:
-    """A key as the argument that gave it: ("ready", "socket") is ready_socket."""
-    head, *rest = [str(k) for k in keys] or [""]
-    if head in ("ready", "progress") and rest:
-        head, rest = f"{head}_{rest[0]}", rest[1:]
-    return renames.get(head, head) + "".join(f"[{k!r}]" for k in rest)
+def _given(**keys: Any) -> dict[str, Any]:
+    """The keyword arguments given (not None), as the keys of a scenario's table."""
+    return {key: value for key, value in keys.items() if value is not None}
+
+
+def _logged(stdout: Path, **keys: Any) -> dict[str, Any]:
+    """The keys given; a pattern without a log is looked for in the process's stdout."""
+    given = _given(**keys)
+    if "pattern" in given:
+        given.setdefault("log", str(stdout))
+    return given
+
+
+def _problems(ready_log: bool = True, progress_log: bool = True) -> Problems:
+    """Problems named by the argument that gave the key: ("ready", "socket") is ready_socket."""
+    renames = {"progress_min_progress": "min_progress", "progress_deadline": "deadline"}
+    for table, given in (("ready", ready_log), ("progress", progress_log)):
+        if not given:  # the log is the process's stdout: the pattern names that kind
+            renames[f"{table}_log"] = f"{table}_pattern"
+
+    def argument(keys: Keys) -> str:
+        head, *rest = [str(k) for k in keys] or [""]
+        if head in ("ready", "progress") and rest:
+            head, rest = f"{head}_{rest[0]}", rest[1:]
+        return renames.get(head, head) + "".join(f"[{k!r}]" for k in rest)
+
+    return Problems(argument)
 
 
 def _raise(call: str, problems: Problems) -> None:
     """A UsageError naming each problem's argument, if there is any problem."""
     if problems.found:
-        raise UsageError("; ".join(
-            f"{call}: {problems.naming(p.keys)}: {p.why}" for p in problems.found
+        raise UsageError(f"{call}: " + "; ".join(
+            f"{problems.naming(p.keys)}: {p.why}" for p in problems.found
         ))
-
-
-def _check_regex(pattern: str | None, what: str) -> None:
-    if pattern is None:
-        return
-    try:
-        re.compile(pattern)
-    except re.error as exc:
-        raise UsageError(f"{what}: bad regular expression: {exc}") from None
-
-
-def _criu_spec(criu: Mapping[str, Any] | CriuSpec | None) -> CriuSpec:
-    """A CriuSpec from the [criu]-table shape: flags for every action, and per action."""
-    if criu is None:
-        return CriuSpec()
-    if isinstance(criu, CriuSpec):
-        return criu
-    tables: dict[str, dict[str, Any]] = {"common": {}, "dump": {}, "restore": {}}
-    for key, value in criu.items():
-        if key in ("dump", "restore"):
-            if not isinstance(value, Mapping):
-                raise UsageError(f"criu[{key!r}] must be a mapping of CRIU options")
-            tables[key] = dict(value)
-        else:
-            tables["common"][key] = value
-    for where, table in tables.items():
-        unknown = sorted(set(table) - set(_CRIU_KEYS))
-        if unknown:
-            raise UsageError(
-                f"criu options: unknown {', '.join(unknown)}"
-                + (f" (in {where})" if where != "common" else "")
-                + f"; expected: {', '.join(_CRIU_KEYS)}"
-            )
-    return CriuSpec(common=tables["common"], dump=tables["dump"], restore=tables["restore"])
 
 
 def _short_name(nodename: str) -> str:

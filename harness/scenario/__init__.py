@@ -10,6 +10,7 @@ from __future__ import annotations
 from harness.scenario.loader import SCENARIO_DIR, ScenarioError, builtin_paths, find, load
 from harness.scenario.model import (
     CRIU_FLAGS,
+    CRIU_KEYS,
     PLACEHOLDERS,
     Build,
     CriuSpec,
@@ -21,6 +22,7 @@ from harness.scenario.model import (
 
 __all__ = [
     "CRIU_FLAGS",
+    "CRIU_KEYS",
     "PLACEHOLDERS",
     "SCENARIO_DIR",
     "Build",

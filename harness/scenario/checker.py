@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from harness.problems import Keys, Problem, Problems
+from harness.problems import Keys, Problem, Problems, type_name
 
 
 class Lines:
@@ -103,11 +103,6 @@ def _is(value: Any, want: type | tuple[type, ...]) -> bool:
     if float in kinds and isinstance(value, int):
         return True
     return isinstance(value, kinds)
-
-
-def type_name(value: Any) -> str:
-    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
-            list: "a list", dict: "a table"}.get(type(value), type(value).__name__)
 
 
 def _type_label(want: type | tuple[type, ...]) -> str:

@@ -11,12 +11,11 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from harness.criu.options import NETWORK_LOCKS
 from harness import readiness
 from harness.errors import UsageError
 from harness.plan import DEFAULT_PLAN, PLANS
-from harness.readiness import Readiness, StartedReady
-from harness.scenario.checker import Checker, type_name
+from harness.problems import Keys, type_name
+from harness.scenario.checker import Checker
 from harness.scenario.model import (
     CRIU_FLAGS,
     Build,
@@ -44,10 +43,8 @@ _TOP = {
 }
 _PROCESS = {"role": str, "argv": list, "cwd": str, "env": dict, "ready": dict}
 _BUILD = {"sources": list, "output": str, "flags": list}
-_CRIU = {
-    **{flag: bool for flag in CRIU_FLAGS},
-    "network_lock": str, "extra_args": list, "dump": dict, "restore": dict,
-}
+_CRIU_ACTION = {**{flag: bool for flag in CRIU_FLAGS}, "network_lock": str, "extra_args": list}
+_CRIU = {**_CRIU_ACTION, "dump": dict, "restore": dict}
 _EXPECT = {
     "outcome": str, "action": str, "signature": str, "max_lost": int, "max_client_errors": int,
     "allowed_differences": list, "plan": dict,
@@ -114,20 +111,13 @@ def _scenario(check: Checker, path: Path, data: dict[str, Any]) -> Scenario | No
     )
 
 
-def _process(check: Checker, raw: Any, where: tuple[str | int, ...]) -> ProcessSpec | None:
+def _process(check: Checker, raw: Any, where: Keys) -> ProcessSpec | None:
     p = check.table(raw, where, _PROCESS, required=("role", "argv"))
-    argv = check.strings(p["argv"], (*where, "argv")) if "argv" in p else []
-    env = p.get("env", {})
-    for key, value in env.items():
-        if not isinstance(value, str):
-            check.add((*where, "env", key), f"must be a string, not {type_name(value)}")
-    ready: Readiness = StartedReady()
+    if p.get("argv") and not check.strings(p["argv"], (*where, "argv"), nonempty=False):
+        del p["argv"]  # not a list of strings: said so (an empty one, ProcessSpec says)
     if "ready" in p:
-        r = check.table(p["ready"], (*where, "ready"), readiness.KEYS)
-        ready = readiness.from_keys(r, check.at(*where, "ready")) or ready
-    if "role" not in p or not argv:
-        return None
-    return ProcessSpec(role=p["role"], argv=tuple(argv), cwd=p.get("cwd"), env=dict(env), ready=ready)
+        p["ready"] = check.table(p["ready"], (*where, "ready"), readiness.KEYS)
+    return ProcessSpec.from_keys(p, check.at(*where))
 
 
 def _build(check: Checker, raw: Any, where: tuple[str | int, ...]) -> Build | None:
@@ -140,19 +130,11 @@ def _build(check: Checker, raw: Any, where: tuple[str | int, ...]) -> Build | No
 
 
 def _criu(check: Checker, raw: Any) -> CriuSpec:
-    def section(data: Any, where: tuple[str, ...], nested: bool) -> dict[str, Any]:
-        allowed = _CRIU if nested else {k: v for k, v in _CRIU.items() if k not in ("dump", "restore")}
-        s = check.table(data, where, allowed)
-        if "network_lock" in s and s["network_lock"] not in NETWORK_LOCKS:
-            check.add((*where, "network_lock"), f"must be one of {', '.join(NETWORK_LOCKS)}")
-        if "extra_args" in s:
-            check.strings(s["extra_args"], (*where, "extra_args"), nonempty=False)
-        return s
-
-    common = section(raw, ("criu",), nested=True)
-    dump = section(common.pop("dump", {}), ("criu", "dump"), nested=False)
-    restore = section(common.pop("restore", {}), ("criu", "restore"), nested=False)
-    return CriuSpec(common=common, dump=dump, restore=restore)
+    criu = check.table(raw, ("criu",), _CRIU)
+    for action in ("dump", "restore"):
+        if action in criu:
+            criu[action] = check.table(criu[action], ("criu", action), _CRIU_ACTION)
+    return CriuSpec.from_keys(criu, check.at("criu"))
 
 
 def _expectation(
@@ -198,20 +180,7 @@ def _expectations(check: Checker, raw: Any) -> tuple[Expectation | None, dict[st
 
 
 def _verify(check: Checker, raw: Any) -> Verify | None:
-    v = check.table(raw, ("verify",), _VERIFY)
-    if ("events" in v) == ("log" in v):
-        check.add(("verify",), "must name exactly one of events (an echo event log) or log")
-    if "log" in v and "pattern" not in v:
-        check.add(("verify", "pattern"), "missing (required with log)")
-    if "pattern" in v:
-        check.at("verify").regex(v["pattern"], "pattern")
-    if "min_progress" in v:
-        check.at("verify").positive(v["min_progress"], "min_progress")
-    if "deadline" in v:
-        check.at("verify").positive(v["deadline"], "deadline")
-    if check.problems:
-        return None
-    return Verify(**v)
+    return Verify.from_keys(check.table(raw, ("verify",), _VERIFY), check.at("verify"))
 
 
 # --- finding scenarios ------------------------------------------------------------------------
