@@ -15,6 +15,7 @@ from harness.criu import Backend
 from harness.errors import UsageError
 from harness.plan import DEFAULT_PLAN
 from harness.problems import Keys, Problems
+from harness.pytest_plugin import xfail
 from harness.pytest_plugin.reporting import record_properties
 from harness.pytest_plugin.settings import (
     CALL_REPORT,
@@ -141,14 +142,15 @@ class MigrationFixture:
                 f"spawn(role={role!r}): progress is already watched on {self._progress[0]!r}"
             )
         args = tuple(os.fspath(a) for a in argv)
-        keys: dict[str, Any] = {"role": role, "argv": args, "env": dict(env or {})}
-        keys.update(_given(cwd=cwd, ready={**ready, "timeout": ready_timeout} if ready else None))
+        keys: dict[str, Any] = {"role": role, "argv": args, "cwd": cwd, "env": dict(env or {})}
+        if ready:
+            keys["ready"] = {**ready, "timeout": ready_timeout}
         # ready_pattern names the log kind, unless ready_log is given too (so for progress).
         problems = _problems(ready_log is not None, progress_log is not None)
         spec = ProcessSpec.from_keys(keys, problems)
         if progress:
             Verify.from_keys(progress, problems.at("progress"))
-        _raise(f"spawn(role={role!r})", problems)
+        _check(f"spawn(role={role!r})", problems)
         assert spec is not None
         self._processes.append(spec)
         if progress:
@@ -182,7 +184,7 @@ class MigrationFixture:
         )
         if not isinstance(criu, CriuSpec):
             criu = CriuSpec.from_keys(criu or {}, problems.at("criu"))
-        _raise("run()", problems)
+        _check("run()", problems)
         assert verify is not None
         expect = self._expect or Expectation(max_lost=max_lost, max_client_errors=max_client_errors)
         return Scenario(
@@ -229,10 +231,7 @@ class MigrationFixture:
         if result.outcome == "skipped":
             pytest.skip(result.reason)
         if self._expect is not None:
-            if result.outcome == "xpassed":
-                pytest.fail(f"[XPASS(strict)] {result.reason}", pytrace=False)
-            if result.outcome != "xfailed":
-                pytest.fail(f"migration {result.outcome}: {result.reason}", pytrace=False)
+            xfail.check(result)
         elif check and not result.ok:
             pytest.fail(f"migration {result.outcome}: {result.reason}", pytrace=False)
         return result
@@ -254,17 +253,17 @@ def _given(**keys: Any) -> dict[str, Any]:
 
 def _logged(stdout: Path, **keys: Any) -> dict[str, Any]:
     """The keys given; a pattern without a log is looked for in the process's stdout."""
-    given = _given(**keys)
-    if "pattern" in given:
-        given.setdefault("log", str(stdout))
-    return given
+    found = _given(**keys)
+    if "pattern" in found:
+        found.setdefault("log", str(stdout))
+    return found
 
 
 def _problems(ready_log: bool = True, progress_log: bool = True) -> Problems:
     """Problems named by the argument that gave the key: ("ready", "socket") is ready_socket."""
     renames = {"progress_min_progress": "min_progress", "progress_deadline": "deadline"}
-    for table, given in (("ready", ready_log), ("progress", progress_log)):
-        if not given:  # the log is the process's stdout: the pattern names that kind
+    for table, log_given in (("ready", ready_log), ("progress", progress_log)):
+        if not log_given:  # the log is the process's stdout: the pattern names that kind
             renames[f"{table}_log"] = f"{table}_pattern"
 
     def argument(keys: Keys) -> str:
@@ -276,8 +275,8 @@ def _problems(ready_log: bool = True, progress_log: bool = True) -> Problems:
     return Problems(argument)
 
 
-def _raise(call: str, problems: Problems) -> None:
-    """A UsageError naming each problem's argument, if there is any problem."""
+def _check(call: str, problems: Problems) -> None:
+    """Raise a UsageError naming each problem's argument, if there is any."""
     if problems.found:
         raise UsageError(f"{call}: " + "; ".join(
             f"{problems.naming(p.keys)}: {p.why}" for p in problems.found
@@ -286,19 +285,6 @@ def _raise(call: str, problems: Problems) -> None:
 
 def _short_name(nodename: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", nodename).strip("-")[:_NAME_MAX] or "test"
-
-
-def _xfail_expectation(item: pytest.Item) -> Expectation | None:
-    marker = item.get_closest_marker("criu_xfail")
-    if marker is None:
-        return None
-    signature = marker.kwargs.get("signature", marker.args[0] if marker.args else None)
-    action = marker.kwargs.get("action", "dump")
-    if not isinstance(signature, str) or not signature:
-        raise UsageError("criu_xfail needs signature='...' (a text of CRIU's error line)")
-    if action not in ("dump", "restore"):
-        raise UsageError(f"criu_xfail: action must be 'dump' or 'restore', not {action!r}")
-    return Expectation(outcome="fails", action=action, signature=signature)
 
 
 @pytest.fixture
@@ -313,7 +299,7 @@ def migration(
         Path(item.path),
         criu_settings,
         backend,
-        expect=_xfail_expectation(item),
+        expect=xfail.expected_failure(item),
         properties=item.user_properties,
     )
     item.stash[FIXTURE] = fixture
