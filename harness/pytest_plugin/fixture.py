@@ -14,8 +14,7 @@ import pytest
 from harness.criu import Backend
 from harness.errors import UsageError
 from harness.plan import DEFAULT_PLAN
-from harness.problems import Keys, Problems
-from harness.pytest_plugin import xfail
+from harness.pytest_plugin import arguments, xfail
 from harness.pytest_plugin.reporting import record_properties
 from harness.pytest_plugin.settings import (
     CALL_REPORT,
@@ -133,10 +132,10 @@ class MigrationFixture:
         if any(p.role == role for p in self._processes):
             raise UsageError(f"spawn(): role {role!r} is used twice")
         stdout = self.run_dir / f"{role}.stdout"  # where harness.process writes its output
-        ready = _logged(stdout, socket=ready_socket, log=ready_log, pattern=ready_pattern,
-                        events=ready_events, delay=ready_delay)
-        progress = _logged(stdout, events=progress_events, log=progress_log,
-                           pattern=progress_pattern)
+        ready = arguments.logged(stdout, socket=ready_socket, log=ready_log,
+                                 pattern=ready_pattern, events=ready_events, delay=ready_delay)
+        progress = arguments.logged(stdout, events=progress_events, log=progress_log,
+                                    pattern=progress_pattern)
         if progress and self._progress is not None:
             raise UsageError(
                 f"spawn(role={role!r}): progress is already watched on {self._progress[0]!r}"
@@ -146,11 +145,11 @@ class MigrationFixture:
         if ready:
             keys["ready"] = {**ready, "timeout": ready_timeout}
         # ready_pattern names the log kind, unless ready_log is given too (so for progress).
-        problems = _problems(ready_log is not None, progress_log is not None)
+        problems = arguments.problems(ready_log is not None, progress_log is not None)
         spec = ProcessSpec.from_keys(keys, problems)
         if progress:
             Verify.from_keys(progress, problems.at("progress"))
-        _check(f"spawn(role={role!r})", problems)
+        arguments.check(f"spawn(role={role!r})", problems)
         assert spec is not None
         self._processes.append(spec)
         if progress:
@@ -177,14 +176,14 @@ class MigrationFixture:
                 "run(): no way to see progress: pass progress_pattern= (or progress_events=) "
                 "to one spawn()"
             )
-        problems = _problems()
+        problems = arguments.problems()
         verify = Verify.from_keys(
             {**self._progress[1], "min_progress": min_progress, "deadline": deadline},
             problems.at("progress"),
         )
         if not isinstance(criu, CriuSpec):
             criu = CriuSpec.from_keys(criu or {}, problems.at("criu"))
-        _check("run()", problems)
+        arguments.check("run()", problems)
         assert verify is not None
         expect = self._expect or Expectation(max_lost=max_lost, max_client_errors=max_client_errors)
         return Scenario(
@@ -244,43 +243,6 @@ class MigrationFixture:
         keep = self.settings.keep == "always" or (self.settings.keep == "failed" and test_failed)
         if not keep:
             self._rundir.remove()
-
-
-def _given(**keys: Any) -> dict[str, Any]:
-    """The keyword arguments given (not None), as the keys of a scenario's table."""
-    return {key: value for key, value in keys.items() if value is not None}
-
-
-def _logged(stdout: Path, **keys: Any) -> dict[str, Any]:
-    """The keys given; a pattern without a log is looked for in the process's stdout."""
-    found = _given(**keys)
-    if "pattern" in found:
-        found.setdefault("log", str(stdout))
-    return found
-
-
-def _problems(ready_log: bool = True, progress_log: bool = True) -> Problems:
-    """Problems named by the argument that gave the key: ("ready", "socket") is ready_socket."""
-    renames = {"progress_min_progress": "min_progress", "progress_deadline": "deadline"}
-    for table, log_given in (("ready", ready_log), ("progress", progress_log)):
-        if not log_given:  # the log is the process's stdout: the pattern names that kind
-            renames[f"{table}_log"] = f"{table}_pattern"
-
-    def argument(keys: Keys) -> str:
-        head, *rest = [str(k) for k in keys] or [""]
-        if head in ("ready", "progress") and rest:
-            head, rest = f"{head}_{rest[0]}", rest[1:]
-        return renames.get(head, head) + "".join(f"[{k!r}]" for k in rest)
-
-    return Problems(argument)
-
-
-def _check(call: str, problems: Problems) -> None:
-    """Raise a UsageError naming each problem's argument, if there is any."""
-    if problems.found:
-        raise UsageError(f"{call}: " + "; ".join(
-            f"{problems.naming(p.keys)}: {p.why}" for p in problems.found
-        ))
 
 
 def _short_name(nodename: str) -> str:
