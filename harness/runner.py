@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import stat
 import subprocess
 import time
 from pathlib import Path
@@ -21,17 +20,11 @@ from harness.plan import Plan, get_plan
 from harness.process import Supervisor, Workload
 from harness.result import CycleResult, DowntimeSummary, Keep, Outcome, RoleStats, ScenarioResult, Step
 from harness.rundir import RunDir
-from harness.scenario import Expectation, ProcessSpec, Scenario
+from harness.scenario import Expectation, Scenario
 from harness.stats import image_bytes, read_stats
-from harness.verification import (
-    Accounting,
-    EventProgress,
-    LogProgress,
-    Progress,
-    losses_between,
-    read_events,
-)
-from harness.waiting import wait_for
+from harness.verification import Accounting, Progress, losses_between
+
+
 
 class ScenarioRun:
     """One scenario under one backend and plan, migrated ``iterations`` times in a row."""
@@ -116,9 +109,9 @@ class ScenarioRun:
                 cwd=Path(self._render(spec.cwd)) if spec.cwd else None,
                 env={k: self._render(v) for k, v in spec.env.items()},
             )
-            self._wait_ready(workload, spec)
+            spec.ready.wait(workload, self._render)
         self.workloads = supervisor.workloads
-        progress = self._progress()
+        progress = self.scenario.verify.progress(self._render)
         verify = self.scenario.verify
         # Warm-up: the loop runs before anything is frozen, or there is nothing to compare.
         try:
@@ -185,14 +178,14 @@ class ScenarioRun:
         unexpected = [d for d in cycle.differences if not d.allowed]
         changed = [f"visible state changed: {describe(unexpected)}"] if unexpected else []
         verify = self.scenario.verify
-        mark = progress.mark() if isinstance(progress, LogProgress) else record.finished
+        mark = progress.resume_mark(record.finished)
         try:
             progress.wait(mark, verify.min_progress, verify.deadline)
         except VerificationError as exc:
             cycle.reason = "; ".join([f"{exc}; {self._tails()}", *changed])
             return
-        if isinstance(progress, EventProgress):
-            events = read_events(progress.path)
+        events = progress.events()
+        if events is not None:
             window = (record.started, time.time())
             cycle.downtime_ms = Accounting.from_events(events, window).downtime_ms
             # What went wrong since the previous cycle was verified is this migration's doing
@@ -275,8 +268,9 @@ class ScenarioRun:
         downtimes = [c.downtime_ms for c in cycles if c.downtime_ms is not None]
         result.downtime_ms = max(downtimes) if downtimes else None
         result.downtime_summary = DowntimeSummary.of(cycles)
-        if isinstance(progress, EventProgress):
-            acc = Accounting.from_events(read_events(progress.path))
+        events = progress.events()
+        if events is not None:
+            acc = Accounting.from_events(events)
             result.messages_lost, result.duplicates = acc.messages_lost, acc.duplicates
             result.out_of_order, result.timeouts = acc.out_of_order, acc.timeouts
             result.client_errors = acc.client_errors
@@ -330,36 +324,6 @@ class ScenarioRun:
             proc = subprocess.run(argv, capture_output=True, text=True, check=False)
             if proc.returncode != 0:
                 raise WorkloadError(f"building {build.output} failed: {proc.stderr.strip()}")
-
-    def _wait_ready(self, workload: Workload, spec: ProcessSpec) -> None:
-        ready = spec.ready
-        if ready.delay is not None:
-            time.sleep(ready.delay)  # the scenario asked for a plain delay: nothing to observe
-            if not workload.alive():
-                raise WorkloadError(f"{workload.name} exited at start: {workload.tail()}")
-            return
-
-        def probe() -> bool:
-            if not workload.alive():
-                raise WorkloadError(f"{workload.name} exited at start: {workload.tail()}")
-            if ready.socket:
-                path = self._render(ready.socket)
-                return os.path.exists(path) and stat.S_ISSOCK(os.stat(path).st_mode)
-            if ready.log and ready.pattern:
-                return LogProgress(Path(self._render(ready.log)), ready.pattern).mark() > 0
-            if ready.events:
-                return EventProgress(Path(self._render(ready.events))).count_since(0.0) > 0
-            return True  # nothing to wait for: started is ready
-
-        wait_for(probe, timeout=ready.timeout, interval=0.01, error=lambda _: WorkloadError(
-            f"{workload.name} not ready within {ready.timeout:g} s: {workload.tail()}"))
-
-    def _progress(self) -> Progress:
-        verify = self.scenario.verify
-        if verify.events:
-            return EventProgress(Path(self._render(verify.events)))
-        assert verify.log and verify.pattern
-        return LogProgress(Path(self._render(verify.log)), verify.pattern)
 
     def _tails(self) -> str:
         return "; ".join(

@@ -131,6 +131,15 @@ class Progress:
     def count_since(self, mark: float) -> int:
         raise NotImplementedError
 
+    def resume_mark(self, finished: float) -> float:
+        """The mark to count progress from after a migration that finished at ``finished``
+        (wall-clock time)."""
+        raise NotImplementedError
+
+    def events(self) -> list[dict[str, Any]] | None:
+        """The echo event log, to account for every message with; None: this kind has none."""
+        return None
+
     def wait(self, mark: float, count: int, deadline_s: float) -> float:
         """Wait for count units of progress after mark; return when the last one arrived."""
         wait_for(lambda: self.count_since(mark), lambda n: n >= count, deadline_s, 0.02,
@@ -154,6 +163,12 @@ class EventProgress(Progress):
     def count_since(self, mark: float) -> int:
         return received_since(self.path, mark)
 
+    def resume_mark(self, finished: float) -> float:
+        return finished  # every round trip is timestamped: count those after the migration
+
+    def events(self) -> list[dict[str, Any]]:
+        return read_events(self.path)
+
 
 class LogProgress(Progress):
     """Lines matching a regular expression in a program's log, beyond those already there."""
@@ -176,3 +191,8 @@ class LogProgress(Progress):
 
     def count_since(self, mark: float) -> int:
         return self._matches() - int(mark)
+
+    def resume_mark(self, finished: float) -> float:
+        # Log lines carry no time: the lines already there (however late the migration's
+        # last one came) are not progress after it.
+        return self.mark()

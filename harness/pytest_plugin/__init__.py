@@ -5,7 +5,8 @@ A thin front over the core, like the command line: the ``migration`` fixture bui
 :class:`~harness.runner.ScenarioRun`; ``pytest scenarios/`` runs each scenario file the same way.
 Registered through the ``pytest11`` entry point, so installing criu-harness enables it. Each
 concern is a module of its own; pytest finds the hooks and fixtures here, where they are
-gathered.
+gathered, and expected CRIU failures (:mod:`.xfail`, like pytest's skipping.py) are a plugin of
+their own, which this one brings in.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from harness.pytest_plugin.settings import (
     pytest_configure,
     pytest_runtest_setup,
 )
+
+pytest_plugins = ["harness.pytest_plugin.xfail"]
 
 __all__ = [
     "CriuSettings",

@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 
 from harness import scenario as scenario_files
-from harness.criu.log import message
 from harness.errors import HarnessError
+from harness.result import Outcome
+from harness.pytest_plugin import xfail
 from harness.pytest_plugin.reporting import record_properties
 from harness.pytest_plugin.settings import RESULT, SETTINGS, require_criu
 from harness.runner import ScenarioRun
@@ -64,6 +65,8 @@ class ScenarioItem(pytest.Item):
         self.scenario = scenario
         # -m criu selects these too; and they need CRIU like any test with the marker.
         self.add_marker("criu")
+        # A scenario that expects CRIU to fail is a test that expects it: criu_xfail.
+        xfail.expect(self, scenario.expectation(scenario.plan))
 
     def runtest(self) -> None:
         settings = self.config.stash[SETTINGS]
@@ -71,12 +74,9 @@ class ScenarioItem(pytest.Item):
         result = ScenarioRun(self.scenario, backend, keep=settings.keep).run()
         self.stash[RESULT] = result
         record_properties(self.user_properties, result)
-        if result.outcome == "skipped":  # it needs a CRIU feature this machine lacks
+        if result.outcome is Outcome.SKIPPED:  # it needs a CRIU feature this machine lacks
             pytest.skip(result.reason)
-        if result.outcome == "xfailed":
-            pytest.xfail(f"criu {self.scenario.expect.action} failed as expected: "
-                         f"{message(result.criu_error) if result.criu_error else '-'}")
-        if result.outcome != "passed":
+        if not result.ok:  # xfailed is: criu_xfail reports it so
             raise ScenarioFailed(f"{self.scenario.name}: {result.outcome}: {result.reason}")
 
     def repr_failure(

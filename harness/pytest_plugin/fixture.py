@@ -14,6 +14,7 @@ import pytest
 from harness.criu import Backend
 from harness.errors import UsageError
 from harness.plan import DEFAULT_PLAN
+from harness.pytest_plugin import arguments, xfail
 from harness.pytest_plugin.reporting import record_properties
 from harness.pytest_plugin.settings import (
     CALL_REPORT,
@@ -21,22 +22,18 @@ from harness.pytest_plugin.settings import (
     CriuSettings,
     require_criu,
 )
-from harness.result import ScenarioResult
+from harness.result import Keep, Outcome, ScenarioResult
 from harness.rundir import RunDir
 from harness.runner import ScenarioRun
 from harness.scenario import (
-    CRIU_FLAGS,
     Build,
     CriuSpec,
     Expectation,
     ProcessSpec,
-    Ready,
     Scenario,
     Verify,
 )
 
-# The keys a fixture's criu= mapping takes: those of a scenario file's [criu] table.
-_CRIU_KEYS = (*CRIU_FLAGS, "network_lock", "extra_args")
 # A unix socket path holds at most 107 bytes: keep the run directory's name short.
 _NAME_MAX = 24
 
@@ -52,14 +49,6 @@ class SpawnedProcess:
     argv: tuple[str, ...]
     stdout: Path
     stderr: Path
-
-
-@dataclass
-class _Progress:
-    log: str | None = None
-    pattern: str | None = None
-    events: str | None = None
-    role: str = ""
 
 
 class MigrationFixture:
@@ -90,7 +79,8 @@ class MigrationFixture:
         self._processes: list[ProcessSpec] = []
         self._spawned: list[SpawnedProcess] = []
         self._builds: list[Build] = []
-        self._progress: _Progress | None = None
+        # The role whose output shows progress, and how (the keys of a [verify] table).
+        self._progress: tuple[str, dict[str, Any]] | None = None
         self.result: ScenarioResult | None = None
 
     @property
@@ -139,49 +129,31 @@ class MigrationFixture:
         """
         if self.result is not None:
             raise UsageError("spawn() after run(): declare every process first")
-        if not argv:
-            raise UsageError(f"spawn(role={role!r}): argv is empty")
         if any(p.role == role for p in self._processes):
             raise UsageError(f"spawn(): role {role!r} is used twice")
         stdout = self.run_dir / f"{role}.stdout"  # where harness.process writes its output
-        kinds = [k for k, v in (("ready_socket", ready_socket), ("ready_pattern", ready_pattern),
-                                ("ready_events", ready_events), ("ready_delay", ready_delay))
-                 if v is not None]
-        if len(kinds) > 1:
-            raise UsageError(f"spawn(role={role!r}): give one of {', '.join(kinds)}, not several")
-        if ready_log is not None and ready_pattern is None:
-            raise UsageError(f"spawn(role={role!r}): ready_log needs ready_pattern")
-        ready = Ready(
-            socket=ready_socket,
-            log=(ready_log or str(stdout)) if ready_pattern is not None else None,
-            pattern=ready_pattern,
-            events=ready_events,
-            delay=ready_delay,
-            timeout=ready_timeout,
-        )
-        _check_regex(ready_pattern, f"spawn(role={role!r}): ready_pattern")
-        if progress_log is not None and progress_pattern is None:
-            raise UsageError(f"spawn(role={role!r}): progress_log needs progress_pattern")
-        if progress_pattern is not None or progress_events is not None:
-            if progress_pattern is not None and progress_events is not None:
-                raise UsageError(
-                    f"spawn(role={role!r}): give progress_pattern or progress_events, not both"
-                )
-            if self._progress is not None:
-                raise UsageError(
-                    f"spawn(role={role!r}): progress is already watched on {self._progress.role!r}"
-                )
-            _check_regex(progress_pattern, f"spawn(role={role!r}): progress_pattern")
-            self._progress = _Progress(
-                log=(progress_log or str(stdout)) if progress_pattern is not None else None,
-                pattern=progress_pattern,
-                events=progress_events,
-                role=role,
+        ready = arguments.logged(stdout, socket=ready_socket, log=ready_log,
+                                 pattern=ready_pattern, events=ready_events, delay=ready_delay)
+        progress = arguments.logged(stdout, events=progress_events, log=progress_log,
+                                    pattern=progress_pattern)
+        if progress and self._progress is not None:
+            raise UsageError(
+                f"spawn(role={role!r}): progress is already watched on {self._progress[0]!r}"
             )
         args = tuple(os.fspath(a) for a in argv)
-        self._processes.append(ProcessSpec(
-            role=role, argv=args, cwd=cwd, env=dict(env or {}), ready=ready,
-        ))
+        keys: dict[str, Any] = {"role": role, "argv": args, "cwd": cwd, "env": dict(env or {})}
+        if ready:
+            keys["ready"] = {**ready, "timeout": ready_timeout}
+        # ready_pattern names the log kind, unless ready_log is given too (so for progress).
+        problems = arguments.problems(ready_log is not None, progress_log is not None)
+        spec = ProcessSpec.from_keys(keys, problems)
+        if progress:
+            Verify.from_keys(progress, problems.at("progress"))
+        arguments.check(f"spawn(role={role!r})", problems)
+        assert spec is not None
+        self._processes.append(spec)
+        if progress:
+            self._progress = (role, progress)
         spawned = SpawnedProcess(role, args, stdout, self.run_dir / f"{role}.stderr")
         self._spawned.append(spawned)
         return spawned
@@ -204,21 +176,24 @@ class MigrationFixture:
                 "run(): no way to see progress: pass progress_pattern= (or progress_events=) "
                 "to one spawn()"
             )
+        problems = arguments.problems()
+        verify = Verify.from_keys(
+            {**self._progress[1], "min_progress": min_progress, "deadline": deadline},
+            problems.at("progress"),
+        )
+        if not isinstance(criu, CriuSpec):
+            criu = CriuSpec.from_keys(criu or {}, problems.at("criu"))
+        arguments.check("run()", problems)
+        assert verify is not None
         expect = self._expect or Expectation(max_lost=max_lost, max_client_errors=max_client_errors)
         return Scenario(
             name=self.name,
             path=self._base,
             processes=tuple(self._processes),
             expect=expect,
-            verify=Verify(
-                events=self._progress.events,
-                log=self._progress.log,
-                pattern=self._progress.pattern,
-                min_progress=min_progress,
-                deadline=deadline,
-            ),
+            verify=verify,
             plan=plan or DEFAULT_PLAN,
-            criu=_criu_spec(criu),
+            criu=criu,
             builds=tuple(self._builds),
         )
 
@@ -252,13 +227,10 @@ class MigrationFixture:
                           run_dir=self._rundir)
         self.result = result = run.run()
         record_properties(self._properties, result)
-        if result.outcome == "skipped":
+        if result.outcome is Outcome.SKIPPED:
             pytest.skip(result.reason)
         if self._expect is not None:
-            if result.outcome == "xpassed":
-                pytest.fail(f"[XPASS(strict)] {result.reason}", pytrace=False)
-            if result.outcome != "xfailed":
-                pytest.fail(f"migration {result.outcome}: {result.reason}", pytrace=False)
+            xfail.check(result)
         elif check and not result.ok:
             pytest.fail(f"migration {result.outcome}: {result.reason}", pytrace=False)
         return result
@@ -268,60 +240,12 @@ class MigrationFixture:
         return list(self._spawned)
 
     def _finish(self, test_failed: bool) -> None:
-        keep = self.settings.keep == "always" or (self.settings.keep == "failed" and test_failed)
-        if not keep:
+        if not Keep(self.settings.keep).keeps(Outcome.FAILED if test_failed else Outcome.PASSED):
             self._rundir.remove()
-
-
-def _check_regex(pattern: str | None, what: str) -> None:
-    if pattern is None:
-        return
-    try:
-        re.compile(pattern)
-    except re.error as exc:
-        raise UsageError(f"{what}: bad regular expression: {exc}") from None
-
-
-def _criu_spec(criu: Mapping[str, Any] | CriuSpec | None) -> CriuSpec:
-    """A CriuSpec from the [criu]-table shape: flags for every action, and per action."""
-    if criu is None:
-        return CriuSpec()
-    if isinstance(criu, CriuSpec):
-        return criu
-    tables: dict[str, dict[str, Any]] = {"common": {}, "dump": {}, "restore": {}}
-    for key, value in criu.items():
-        if key in ("dump", "restore"):
-            if not isinstance(value, Mapping):
-                raise UsageError(f"criu[{key!r}] must be a mapping of CRIU options")
-            tables[key] = dict(value)
-        else:
-            tables["common"][key] = value
-    for where, table in tables.items():
-        unknown = sorted(set(table) - set(_CRIU_KEYS))
-        if unknown:
-            raise UsageError(
-                f"criu options: unknown {', '.join(unknown)}"
-                + (f" (in {where})" if where != "common" else "")
-                + f"; expected: {', '.join(_CRIU_KEYS)}"
-            )
-    return CriuSpec(common=tables["common"], dump=tables["dump"], restore=tables["restore"])
 
 
 def _short_name(nodename: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", nodename).strip("-")[:_NAME_MAX] or "test"
-
-
-def _xfail_expectation(item: pytest.Item) -> Expectation | None:
-    marker = item.get_closest_marker("criu_xfail")
-    if marker is None:
-        return None
-    signature = marker.kwargs.get("signature", marker.args[0] if marker.args else None)
-    action = marker.kwargs.get("action", "dump")
-    if not isinstance(signature, str) or not signature:
-        raise UsageError("criu_xfail needs signature='...' (a text of CRIU's error line)")
-    if action not in ("dump", "restore"):
-        raise UsageError(f"criu_xfail: action must be 'dump' or 'restore', not {action!r}")
-    return Expectation(outcome="fails", action=action, signature=signature)
 
 
 @pytest.fixture
@@ -336,7 +260,7 @@ def migration(
         Path(item.path),
         criu_settings,
         backend,
-        expect=_xfail_expectation(item),
+        expect=xfail.expected_failure(item),
         properties=item.user_properties,
     )
     item.stash[FIXTURE] = fixture

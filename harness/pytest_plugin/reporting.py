@@ -8,9 +8,8 @@ from typing import Any
 
 import pytest
 
-from harness.criu.log import message
-from harness.pytest_plugin.settings import CALL_REPORT, FIXTURE, RESULT, SETTINGS
-from harness.result import Outcome, ScenarioResult
+from harness.pytest_plugin.settings import CALL_REPORT, SETTINGS, result_of
+from harness.result import ScenarioResult
 
 # --- reports ------------------------------------------------------------------------------------
 
@@ -114,19 +113,7 @@ def pytest_runtest_makereport(
     if report.when != "call":
         return
     item.stash[CALL_REPORT] = report
-    fixture = item.stash.get(FIXTURE, None)
-    result = fixture.result if fixture is not None else item.stash.get(RESULT, None)
-    expect = fixture._expect if fixture is not None else None
-    # --runxfail reports expected failures as plain passes, as it does for pytest's xfail.
-    if expect is not None and report.passed and not item.config.option.runxfail:
-        if result is None:
-            report.outcome = "failed"
-            report.longrepr = "criu_xfail: the test ran no migration (call migration.run())"
-        elif result.outcome is Outcome.XFAILED:
-            # Reported like pytest's own xfail: the failure was expected and it happened.
-            report.outcome = "skipped"
-            why = message(result.criu_error) if result.criu_error else "-"
-            report.wasxfail = f"criu {expect.action} failed as expected: {why}"
+    result = result_of(item)
     if report.failed and result is not None:
         keep = item.config.stash[SETTINGS].keep
         report.sections.append(("criu migration", _details(result, keep)))

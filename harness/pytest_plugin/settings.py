@@ -22,6 +22,12 @@ CALL_REPORT = pytest.StashKey[pytest.TestReport]()
 FIXTURE = pytest.StashKey["MigrationFixture"]()
 
 
+def result_of(item: pytest.Item) -> ScenarioResult | None:
+    """The migration a test ran: its migration fixture's, or its scenario file's."""
+    fixture = item.stash.get(FIXTURE, None)
+    return fixture.result if fixture is not None else item.stash.get(RESULT, None)
+
+
 # --- options and markers ------------------------------------------------------------------------
 
 
@@ -53,11 +59,6 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     config.addinivalue_line(
         "markers", "criu: needs a working CRIU and root (fails instead of skipping under CI=true)"
-    )
-    config.addinivalue_line(
-        "markers",
-        "criu_xfail(signature, action='dump'): the test's migration must fail at action with "
-        "signature in CRIU's log (strict: a migration that succeeds fails the test)",
     )
 
 

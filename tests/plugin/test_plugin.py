@@ -183,6 +183,26 @@ def test_another_failure_is_not_the_expected_one(migration):
     _remove_artifacts(result.stdout.str())
 
 
+def test_criu_xfail_needs_a_migration_and_a_signature(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("""
+        import pytest
+
+        @pytest.mark.criu_xfail(signature="Can't dump half of stream unix connection")
+        def test_runs_no_migration():
+            pass
+
+        @pytest.mark.criu_xfail(action="dump")
+        def test_has_no_signature():
+            pass
+    """)
+    result = pytester.runpytest()
+    result.assert_outcomes(failed=1, errors=1)
+    result.stdout.fnmatch_lines_random([
+        "criu_xfail: the test ran no migration (call migration.run())",
+        "*UsageError: criu_xfail needs signature='...'*",
+    ])
+
+
 @pytest.mark.criu
 def test_a_failing_migration_reports_signature_logs_and_stats(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(PAIR + """
@@ -242,6 +262,15 @@ def test_scenario_files_are_collected(pytester: pytest.Pytester) -> None:
     ])
     assert "pyproject" not in result.stdout.str()
     assert result.ret == pytest.ExitCode.INTERRUPTED  # a collection error stops the run
+
+
+def test_a_scenario_file_expecting_a_failure_is_marked_criu_xfail(
+    pytester: pytest.Pytester,
+) -> None:
+    _scenario_dir(pytester)
+    (pytester.path / "broken.toml").unlink()
+    result = pytester.runpytest("--collect-only", "-q", "-m", "criu_xfail")
+    result.stdout.fnmatch_lines(["native-stream.toml::native-stream", "*1/2 tests collected*"])
 
 
 @pytest.mark.criu

@@ -1,0 +1,185 @@
+"""What a scenario is: the processes to start, how to migrate them, and what must happen."""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness import readiness
+from harness.criu.options import NETWORK_LOCKS, CriuOptions
+from harness.plan import DEFAULT_PLAN
+from harness.problems import Problems, type_name
+from harness.readiness import Readiness, StartedReady
+from harness.verification import EventProgress, LogProgress, Progress
+
+PLACEHOLDERS = ("run_dir", "python", "scenario_dir", "name")
+_PLACEHOLDER = re.compile(r"\{(" + "|".join(PLACEHOLDERS) + r")\}")
+CRIU_FLAGS = ("shell_job", "ext_unix_sk", "tcp_established", "leave_stopped")
+# The keys of a [criu] table, for every action or in [criu.dump] and [criu.restore].
+CRIU_KEYS = (*CRIU_FLAGS, "network_lock", "extra_args")
+
+
+@dataclass(frozen=True)
+class Build:
+    """A native program the harness compiles into the run directory before starting it."""
+
+    sources: tuple[str, ...]
+    output: str
+    flags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ProcessSpec:
+    role: str
+    argv: tuple[str, ...]
+    cwd: str | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    ready: Readiness = StartedReady()
+
+    @classmethod
+    def from_keys(cls, values: Mapping[str, Any], problems: Problems) -> ProcessSpec | None:
+        """A process from a ``[[process]]`` table's keys (or the fixture's spawn() arguments),
+        their types already checked; None when it lacks its role or argv."""
+        argv = values.get("argv", ())
+        if "argv" in values and not argv:
+            problems.add(("argv",), "must not be empty")
+        env = values.get("env", {})
+        for key, value in env.items():
+            if not isinstance(value, str):
+                problems.add(("env", key), f"must be a string, not {type_name(value)}")
+        ready: Readiness = StartedReady()
+        if "ready" in values:
+            ready = readiness.from_keys(values["ready"], problems.at("ready")) or ready
+        if "role" not in values or not argv:
+            return None
+        return cls(values["role"], tuple(argv), values.get("cwd"), dict(env), ready)
+
+
+@dataclass(frozen=True)
+class CriuSpec:
+    """CRIU options for every action, and per action (``[criu.dump]``, ``[criu.restore]``)."""
+
+    common: dict[str, Any] = field(default_factory=dict)
+    dump: dict[str, Any] = field(default_factory=dict)
+    restore: dict[str, Any] = field(default_factory=dict)
+
+    def options(self, action: str, images_dir: Path, log_file: str) -> CriuOptions:
+        merged = {**self.common, **(self.dump if action == "dump" else self.restore)}
+        return CriuOptions(
+            images_dir=images_dir,
+            log_file=log_file,
+            **{k: v for k, v in merged.items() if k in CRIU_FLAGS},
+            network_lock=merged.get("network_lock"),
+            extra_args=tuple(merged.get("extra_args", ())),
+        )
+
+    @classmethod
+    def from_keys(cls, values: Mapping[str, Any], problems: Problems) -> CriuSpec:
+        """CRIU options from a ``[criu]`` table's keys: for every action, and per action in
+        ``dump`` and ``restore`` tables. The flags' types are the caller's to check."""
+        sections: dict[str, dict[str, Any]] = {"common": {}, "dump": {}, "restore": {}}
+        for key, value in values.items():
+            if key in ("dump", "restore") and not isinstance(value, Mapping):
+                problems.add((key,), f"must be a table, not {type_name(value)}")
+            elif key in ("dump", "restore"):
+                sections[key] = dict(value)
+            else:
+                sections["common"][key] = value
+        for name, section in sections.items():
+            at = problems.at(name) if name != "common" else problems
+            for key in section:
+                if key not in CRIU_KEYS:
+                    at.add((key,), f"unknown key (expected one of: {', '.join(CRIU_KEYS)})")
+            if "network_lock" in section and section["network_lock"] not in NETWORK_LOCKS:
+                at.add(("network_lock",), f"must be one of {', '.join(NETWORK_LOCKS)}")
+            extra = section.get("extra_args", [])
+            if not isinstance(extra, (list, tuple)) or not all(isinstance(a, str) for a in extra):
+                at.add(("extra_args",), "must be a list of strings")
+        return cls(sections["common"], sections["dump"], sections["restore"])
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """What must happen: the migration succeeds, or CRIU fails by ``action`` with a log line
+    containing ``signature``."""
+
+    outcome: str = "migrates"  # or "fails"
+    action: str | None = None
+    signature: str | None = None
+    max_lost: int = 0
+    max_client_errors: int = 0
+    # Visible-state differences CRIU is known to cause here, as fnmatch patterns on
+    # "FIELD: BEFORE -> AFTER" (harness.fingerprint): reported, but they do not fail a cycle.
+    allowed_differences: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Verify:
+    """How to tell that the workload runs: the client's echo event log, or new lines of a log
+    matching a pattern (for programs that write no events)."""
+
+    events: str | None = None
+    log: str | None = None
+    pattern: str | None = None
+    min_progress: int = 20
+    deadline: float = 15.0
+
+    @classmethod
+    def from_keys(cls, values: Mapping[str, Any], problems: Problems) -> Verify | None:
+        """How to verify, from a ``[verify]`` table's keys (or the fixture's progress_*
+        arguments), their types already checked: exactly one of an event log or a log."""
+        before = len(problems)
+        if ("events" in values) == ("log" in values):
+            events, log = problems.name("events"), problems.name("log")
+            problems.add((), f"must name exactly one of {events} (an echo event log) or {log}")
+        if "log" in values and "pattern" not in values:
+            problems.add(("pattern",), f"missing (required with {problems.name('log')})")
+        if "pattern" in values:
+            problems.regex(values["pattern"], "pattern")
+        for key in ("min_progress", "deadline"):
+            if key in values:
+                problems.positive(values[key], key)
+        return cls(**values) if len(problems) == before else None
+
+    def progress(self, render: Callable[[str], str]) -> Progress:
+        """How to watch the workload progress, the run's placeholders filled in by render."""
+        if self.events is not None:
+            return EventProgress(Path(render(self.events)))
+        assert self.log is not None and self.pattern is not None
+        return LogProgress(Path(render(self.log)), self.pattern)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    path: Path
+    processes: tuple[ProcessSpec, ...]
+    expect: Expectation
+    verify: Verify
+    description: str = ""
+    plan: str = DEFAULT_PLAN
+    plan_expect: dict[str, Expectation] = field(default_factory=dict)
+    criu: CriuSpec = CriuSpec()
+    builds: tuple[Build, ...] = ()
+    features: tuple[str, ...] = ()
+
+    @property
+    def roles(self) -> list[str]:
+        return [p.role for p in self.processes]
+
+    def expectation(self, plan: str) -> Expectation:
+        return self.plan_expect.get(plan, self.expect)
+
+    def render(self, text: str, run_dir: Path) -> str:
+        """Replace the placeholders ({run_dir}, {python}, {scenario_dir}, {name}) in text."""
+        values = {
+            "run_dir": str(run_dir),
+            "python": sys.executable,
+            "scenario_dir": str(self.path.parent),
+            "name": self.name,
+        }
+        return _PLACEHOLDER.sub(lambda m: values[m.group(1)], text)
