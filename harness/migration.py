@@ -72,8 +72,14 @@ class Migration:
         self.before_dump = before_dump
         self.after_restore = after_restore
 
-    def run(self, workloads: dict[str, Workload]) -> MigrationRecord:
-        record = MigrationRecord(plan=self.plan.name, started=time.time())
+    def run(
+        self, workloads: dict[str, Workload], record: MigrationRecord | None = None
+    ) -> MigrationRecord:
+        """Migrate; a caller that passes the record to fill keeps what was done so far even
+        when an interrupt ends the migration halfway."""
+        if record is None:
+            record = MigrationRecord(plan=self.plan.name)
+        record.started = time.time()
         frozen: list[str] = []
         dumped: list[str] = []
         try:

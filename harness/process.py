@@ -271,6 +271,11 @@ class Supervisor:
             reaping.reap_zombies({w.pid for w in self.workloads.values() if w.pid})
             if self.cgroup is not None:
                 self.cgroup.remove()
+                # A restore from a kept run's images (reproduce) recreates that run's cgroup,
+                # whose harness is gone: once empty, it is nobody's.
+                for group in cgroup.leftovers():
+                    if not group.pids():
+                        group.remove()
             if self._keeper is not None:
                 self._keeper.stop()
         if self._old_term is not None:

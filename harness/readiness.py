@@ -17,7 +17,8 @@ from typing import Any, ClassVar, Protocol
 
 from harness.errors import WorkloadError
 from harness.problems import Problems
-from harness.verification import LogProgress, received_since
+from harness.progress import LogProgress
+from harness.verification import received_since
 from harness.waiting import DeadlinePassed, wait_for
 
 # Fills a scenario's placeholders ({run_dir}, ...) in a path: Scenario.render, for one run.
@@ -133,7 +134,7 @@ class LogReady(Readiness):
     takes: ClassVar[Mapping[str, type]] = {"log": str, "pattern": str}
 
     def probe(self, render: Render, elapsed: float) -> bool:
-        return LogProgress(Path(render(self.path)), self.pattern).mark() > 0
+        return LogProgress(Path(render(self.path)), self.pattern).count_since(0.0) > 0
 
     @classmethod
     def check(cls, values: Mapping[str, Any], problems: Problems) -> None:

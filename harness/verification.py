@@ -1,17 +1,13 @@
-"""What the client saw: accounting of the echo event log, and waiting for the loop to resume."""
+"""What the client saw: accounting of the echo event log (harness.progress waits for it)."""
 
 from __future__ import annotations
 
 import json
-import re
-import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.errors import VerificationError
-from harness.waiting import wait_for
 
 
 def read_events(path: Path) -> list[dict[str, Any]]:
@@ -117,82 +113,3 @@ def losses_between(events: list[dict[str, Any]], since: float, until: float) -> 
     )
     errors = sum(1 for e in events if e.get("event") == "error" and since <= e["ts"] <= until)
     return messages, errors
-
-
-class Progress:
-    """How the harness sees a workload make progress: ``mark()`` now, then count what came
-    after the mark. Two kinds: the echo event log and new log lines matching a pattern."""
-
-    path: Path
-
-    def mark(self) -> float:
-        raise NotImplementedError
-
-    def count_since(self, mark: float) -> int:
-        raise NotImplementedError
-
-    def resume_mark(self, finished: float) -> float:
-        """The mark to count progress from after a migration that finished at ``finished``
-        (wall-clock time)."""
-        raise NotImplementedError
-
-    def events(self) -> list[dict[str, Any]] | None:
-        """The echo event log, to account for every message with; None: this kind has none."""
-        return None
-
-    def wait(self, mark: float, count: int, deadline_s: float) -> float:
-        """Wait for count units of progress after mark; return when the last one arrived."""
-        wait_for(lambda: self.count_since(mark), lambda n: n >= count, deadline_s, 0.02,
-                 error=lambda last: VerificationError(
-                     f"no progress: {last} of {count} {self.unit} within {deadline_s:g} s "
-                     f"after the migration ({self.path})"))
-        return self.mark()
-
-    unit = "round trips"
-
-
-class EventProgress(Progress):
-    """Answered round trips in the client's event log, after a wall-clock time."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def mark(self) -> float:
-        return time.time()
-
-    def count_since(self, mark: float) -> int:
-        return received_since(self.path, mark)
-
-    def resume_mark(self, finished: float) -> float:
-        return finished  # every round trip is timestamped: count those after the migration
-
-    def events(self) -> list[dict[str, Any]]:
-        return read_events(self.path)
-
-
-class LogProgress(Progress):
-    """Lines matching a regular expression in a program's log, beyond those already there."""
-
-    unit = "matching log lines"
-
-    def __init__(self, path: Path, pattern: str) -> None:
-        self.path = path
-        self.regex = re.compile(pattern)
-
-    def _matches(self) -> int:
-        try:
-            text = self.path.read_text(errors="replace")
-        except FileNotFoundError:
-            return 0
-        return sum(1 for line in text.splitlines() if self.regex.search(line))
-
-    def mark(self) -> float:
-        return float(self._matches())
-
-    def count_since(self, mark: float) -> int:
-        return self._matches() - int(mark)
-
-    def resume_mark(self, finished: float) -> float:
-        # Log lines carry no time: the lines already there (however late the migration's
-        # last one came) are not progress after it.
-        return self.mark()

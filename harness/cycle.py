@@ -1,0 +1,159 @@
+"""One migration cycle of a running scenario: migrate, then judge what happened.
+
+A migration that succeeded must be followed by progress, with nothing lost and nothing
+visibly changed; one that failed must have failed as the scenario expects, by CRIU's own
+error line, with the workload going on afterwards.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness.criu import Backend, CriuOptions
+from harness.errors import HarnessError, VerificationError
+from harness.evidence import drop_pages
+from harness.fingerprint import Inspection, describe
+from harness.migration import Migration, MigrationRecord
+from harness.plan import Plan
+from harness.process import Workload
+from harness.progress import Progress
+from harness.result import CycleResult, Keep, Outcome, RoleStats, Step
+from harness.rundir import RunDir
+from harness.scenario import Expectation, Scenario
+from harness.startup import tails
+from harness.stats import image_bytes, read_stats
+from harness.verdict import expected_failure, over_limits
+from harness.verification import losses_between
+
+__all__ = ["Cycles"]
+
+
+@dataclass
+class Cycles:
+    """What every cycle of one run shares, and what carries over from one to the next."""
+
+    scenario: Scenario
+    backend: Backend
+    plan: Plan
+    expect: Expectation
+    run_dir: RunDir
+    workloads: dict[str, Workload]
+    progress: Progress
+    keep: Keep
+    fingerprint: bool = True
+    iterations: int = 1
+    # Wall-clock time up to which the client's messages are accounted to a cycle.
+    verified_until: float = 0.0
+    # After the expected CRIU failure: did the workload go on? (None: no such failure.)
+    resumed: bool | None = None
+    _images: Path = field(init=False, repr=False)
+
+    def run(self, cycle: CycleResult) -> None:
+        """Migrate once and judge it into cycle, which the caller already holds: if an
+        interrupt ends the migration halfway, what was done so far is in it."""
+        n = cycle.cycle
+        parts = ("images", f"cycle-{n}") if self.iterations > 1 else ("images",)
+        self._images = images = self.run_dir.subdir(*parts)
+        looks = Inspection(self.plan.freeze) if self.fingerprint else None
+        record = MigrationRecord(plan=self.plan.name, phases=cycle.phases, calls=cycle.calls)
+        Migration(
+            self.backend,
+            self.plan,
+            self._options,
+            before_dump=looks.before_dump if looks else None,
+            after_restore=looks.after_restore if looks else None,
+        ).run(self.workloads, record)
+        cycle.outcome, cycle.reason = Outcome.FAILED, ""
+        cycle.stats = self._stats(record, images)
+        if record.error is not None:
+            self._failed(cycle, record)
+        elif self.expect.outcome == "fails":
+            cycle.outcome = Outcome.XPASSED
+            cycle.reason = (
+                f"expected criu {self.expect.action} to fail with "
+                f"{self.expect.signature!r}, but the migration succeeded"
+            )
+        else:
+            self._succeeded(cycle, record, looks)
+            if cycle.outcome is Outcome.PASSED and self.keep is not Keep.ALWAYS:
+                drop_pages(images)  # many cycles of a passing run must not fill the disk
+
+    def _options(self, role: str, action: str) -> CriuOptions:
+        return self.scenario.criu.options(action, self._images / role, f"{action}.log")
+
+    def _succeeded(
+        self, cycle: CycleResult, record: MigrationRecord, looks: Inspection | None
+    ) -> None:
+        """The workload must go on, lose nothing, look the same."""
+        allowed = self.expect.allowed_differences
+        cycle.differences = [d.judged(allowed) for d in (looks.differences() if looks else [])]
+        unexpected = [d for d in cycle.differences if not d.allowed]
+        changed = [f"visible state changed: {describe(unexpected)}"] if unexpected else []
+        verify = self.scenario.verify
+        # Progress counts from the first resume: a line written right after it is new.
+        resumed = [p.started for p in record.phases if p.step is Step.RESUME]
+        try:
+            self.progress.wait(min(resumed, default=record.finished), verify.min_progress,
+                               verify.deadline)
+        except VerificationError as exc:
+            cycle.reason = "; ".join([f"{exc}; {tails(self.workloads)}", *changed])
+            return
+        window = (record.started, time.time())
+        cycle.downtime_ms = self.progress.downtime_ms(window)
+        cycle.timeline = self.progress.timeline(window)
+        events = self.progress.events()
+        if events is not None:
+            # What went wrong since the previous cycle was verified is this migration's doing
+            # (a request in flight when the freeze came counts for this one).
+            since, self.verified_until = self.verified_until, window[1]
+            cycle.messages_lost, cycle.client_errors = losses_between(events, since, window[1])
+        problems = [*changed, *over_limits(self.expect, cycle.messages_lost,
+                                           cycle.client_errors, 0)]
+        cycle.outcome = Outcome.FAILED if problems else Outcome.PASSED
+        cycle.reason = "; ".join(problems)
+
+    def _failed(self, cycle: CycleResult, record: MigrationRecord) -> None:
+        err = record.error
+        assert err is not None
+        matched = expected_failure(self.expect, err, record.failed_step)
+        cycle.criu_error = matched or err.signature
+        if self.expect.outcome != "fails" or matched is None:
+            wanted = (
+                f" (expected criu {self.expect.action} to fail with {self.expect.signature!r})"
+                if self.expect.outcome == "fails" else ""
+            )
+            cycle.reason = f"criu {record.failed_step} failed: {err}{wanted}"
+            return
+        # The expected failure: now the workload must live on as if nothing happened.
+        self.resumed = False
+        dead = [name for name, w in self.workloads.items() if not w.alive()]
+        if dead:
+            cycle.reason = f"after the expected failure, not running: {', '.join(dead)}"
+            return
+        verify = self.scenario.verify
+        try:
+            self.progress.wait(time.time(), verify.min_progress, verify.deadline)
+        except VerificationError as exc:
+            cycle.reason = f"after the expected failure: {exc}"
+            return
+        self.resumed = True
+        cycle.outcome = Outcome.XFAILED
+        cycle.reason = "failed as expected; the workload kept running"
+
+    def _stats(self, record: MigrationRecord, images: Path) -> dict[str, RoleStats]:
+        """Per role: CRIU's statistics, the image size and the harness's time per step."""
+        stats: dict[str, RoleStats] = {}
+        for role in self.plan.dump:
+            entry = RoleStats(image_bytes=image_bytes(images / role))
+            for p in record.phases:
+                if p.role == role:
+                    key = f"{p.step}_ms"
+                    entry.harness[key] = round(entry.harness.get(key, 0.0) + p.duration_ms, 3)
+            try:
+                entry.criu = read_stats(images / role)
+            except HarnessError as exc:
+                entry.criu_error = str(exc)
+            stats[role] = entry
+        return stats

@@ -1,0 +1,66 @@
+"""Setting a scenario up: build its programs, start its processes, wait until each is ready
+and until the loop runs (there is nothing to compare after a migration otherwise)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+from harness.errors import VerificationError, WorkloadError
+from harness.process import Supervisor, Workload
+from harness.progress import Progress
+from harness.scenario import Scenario
+
+__all__ = ["build", "start", "tails", "warm_up"]
+
+Render = Callable[[str], str]
+
+
+def build(scenario: Scenario, render: Render) -> None:
+    """Compile the scenario's native programs into the run directory."""
+    for item in scenario.builds:
+        cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+        if cc is None:
+            raise WorkloadError(f"{scenario.path}: no C compiler (cc) to build {item.output}")
+        base = scenario.path.parent
+        sources = [str(base / render(s)) for s in item.sources]
+        argv = [cc, *item.flags, "-o", render(item.output), *sources]
+        proc = subprocess.run(argv, capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            raise WorkloadError(f"building {item.output} failed: {proc.stderr.strip()}")
+
+
+def start(
+    scenario: Scenario, supervisor: Supervisor, run_dir: Path, render: Render
+) -> dict[str, Workload]:
+    """Start every process in order, each ready before the next starts."""
+    for spec in scenario.processes:
+        workload = supervisor.spawn(
+            spec.role,
+            [render(a) for a in spec.argv],
+            run_dir,
+            cwd=Path(render(spec.cwd)) if spec.cwd else None,
+            env={k: render(v) for k, v in spec.env.items()},
+        )
+        spec.ready.wait(workload, render)
+    return supervisor.workloads
+
+
+def warm_up(scenario: Scenario, progress: Progress, workloads: dict[str, Workload]) -> None:
+    """The loop must run before anything is frozen."""
+    verify = scenario.verify
+    try:
+        progress.wait(0.0, verify.min_progress, verify.deadline)
+    except VerificationError as exc:
+        raise WorkloadError(f"before any migration: {exc}; {tails(workloads)}") from None
+
+
+def tails(workloads: dict[str, Workload]) -> str:
+    """Each workload's state and last words, to say why it did not go on."""
+    return "; ".join(
+        f"{name}: {w.status()}" + (f" ({w.tail(2)})" if w.tail(2) else "")
+        for name, w in workloads.items()
+    )
