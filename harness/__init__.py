@@ -6,7 +6,13 @@ and the pytest plugin are thin fronts over it.
 
 from __future__ import annotations
 
-from harness.errors import CriuError, HarnessError, UsageError, VerificationError, WorkloadError
+from harness.errors import (
+    CriuError,
+    HarnessError,
+    UsageError,
+    VerificationError,
+    WorkloadError,
+)
 
 __version__ = "0.1.0"
 

@@ -22,13 +22,12 @@ import tarfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from harness.criu import Backend, CriuCall
 from harness.criu.log import HARMLESS, error_lines, log_signature, signature
 from harness.environment import versions
 from harness.errors import UsageError
-from harness.fields import FieldError, Fields
+from harness.fields import FieldError, Fields, JsonObject
 from harness.images import image_sets, summarize
 from harness.result import ScenarioResult
 
@@ -119,7 +118,7 @@ class RecordedCall:
     call: CriuCall
     signature: str | None = None
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JsonObject:
         data = {"cycle": self.cycle, "role": self.role, "images": self.images, **self.call.to_json()}
         if self.signature is not None:
             data["signature"] = self.signature

@@ -9,8 +9,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from html import escape
-from typing import Any
 
+from harness.history import Night
 from harness.result import CycleResult
 
 __all__ = ["LINE_COLOURS", "STEP_COLOURS", "legend", "timeline_svg", "trend_svg"]
@@ -178,7 +178,7 @@ def legend(steps: Sequence[str]) -> str:
 # --- the downtime trend -----------------------------------------------------------------------
 
 
-def trend_svg(nights: list[dict[str, Any]], width: int = 960, height: int = 240) -> str:
+def trend_svg(nights: list[Night], width: int = 960, height: int = 240) -> str:
     """Each key's median downtime, night after night."""
     keys = sorted({k for n in nights for k in (n.get("downtime_ms") or {})})
     if not nights or not keys:

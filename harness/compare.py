@@ -20,10 +20,10 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from harness.criu.log import message
 from harness.errors import UsageError
+from harness.fields import JsonObject
 from harness.result import Outcome, RunReport, ScenarioResult
 from harness.rundir import PREFIX
 
@@ -85,7 +85,7 @@ class Verdict:
             f": {self.detail}" if self.detail else ""
         )
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JsonObject:
         name, backend, plan = self.key
         return {
             "kind": self.kind,
@@ -124,7 +124,7 @@ class Comparison:
         parts = ", ".join(f"{count} {kind}" for kind, count in self.counts().items())
         return f"{n} regression(s) in {len(self.verdicts)} result(s): {parts or 'nothing to compare'}"
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JsonObject:
         return {
             "old": self.old,
             "new": self.new,

@@ -10,10 +10,10 @@ import importlib.metadata
 import os
 import platform
 import sys
-from typing import Any
 
 from harness import preflight
 from harness.criu import CriuBinary
+from harness.fields import JsonObject
 
 __all__ = ["describe", "distribution", "versions"]
 
@@ -26,7 +26,7 @@ def distribution() -> str | None:
         return None
 
 
-def versions(criu_path: str | None = None, criu_version: str | None = None) -> dict[str, Any]:
+def versions(criu_path: str | None = None, criu_version: str | None = None) -> JsonObject:
     """What ran: CRIU, the kernel, the harness, Python and pycriu (a restore elsewhere may
     fail only because one of these differs). Kept runs hold it as versions.json."""
     try:
@@ -48,7 +48,7 @@ def versions(criu_path: str | None = None, criu_version: str | None = None) -> d
     }
 
 
-def describe(criu: CriuBinary) -> dict[str, Any]:
+def describe(criu: CriuBinary) -> JsonObject:
     """The environment object of a nightly results.json: the versions, flat, and features."""
     ran = versions(criu.path, criu.version())
     return {

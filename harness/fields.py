@@ -12,7 +12,12 @@ from typing import Any, TypeVar
 
 from harness.errors import UsageError
 
-__all__ = ["FieldError", "Fields"]
+__all__ = ["FieldError", "Fields", "JsonObject"]
+
+# A JSON object as json.loads gives it and json.dumps takes it: the edge of the typed model
+# (each to_json writes one, each from_json reads one through Fields), and the shape of data
+# the harness passes on untouched (a backend's own CRIU options, pycriu's decoded images).
+JsonObject = dict[str, Any]
 
 T = TypeVar("T")
 _MISSING: Any = object()
@@ -41,7 +46,7 @@ class Fields:
     def __init__(self, data: object, where: str = "") -> None:
         if not isinstance(data, dict):
             raise FieldError(where or "file", f"must be an object, not {kind_of(data)}")
-        self.data: dict[str, Any] = data
+        self.data: JsonObject = data
         self.where = where
 
     def _path(self, key: str) -> str:
@@ -93,9 +98,9 @@ class Fields:
         value: bool | None = self._get(key, (bool, type(None)), "a boolean or null", None)
         return value
 
-    def raw(self, key: str) -> dict[str, Any]:
+    def raw(self, key: str) -> JsonObject:
         """An object kept as it is (options a backend passed, an environment description)."""
-        value: dict[str, Any] = self._get(key, (dict,), "an object", {})
+        value: JsonObject = self._get(key, (dict,), "an object", {})
         return value
 
     def obj(self, key: str) -> Fields:

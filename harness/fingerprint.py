@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import os
 import resource
-from fnmatch import fnmatchcase
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
 import psutil
 
 from harness.errors import WorkloadError
-from harness.fields import Fields
+from harness.fields import Fields, JsonObject
 from harness.proctree import tree_pids, tree_stopped
 from harness.waiting import poll
 
@@ -104,7 +104,7 @@ class Difference:
         """This difference, marked allowed if one of the patterns names it."""
         return replace(self, allowed=self.allowed_by(patterns))
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JsonObject:
         return {"process": self.process, "field": self.field, "before": self.before,
                 "after": self.after, "allowed": self.allowed}
 

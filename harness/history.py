@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import TypedDict, cast
 
 from harness.compare import Comparison
 from harness.result import RunReport
@@ -15,11 +15,25 @@ __all__ = ["HISTORY", "entry", "key_name", "append", "read"]
 HISTORY = "history.jsonl"
 
 
+class Night(TypedDict, total=False):
+    """One line of the history: a night's environment, its counts and its downtimes."""
+
+    stamp: str
+    criu_version: str
+    kernel: str
+    ok: bool
+    counts: dict[str, int]  # by outcome
+    regressions: int | None
+    verdicts: dict[str, int]  # by verdict kind, against the night before
+    downtime_ms: dict[str, float]  # median, by key_name
+    features: dict[str, bool | None]
+
+
 def key_name(scenario: str, backend: str, plan: str) -> str:
     return f"{scenario}/{backend}/{plan}"
 
 
-def entry(stamp: str, results: RunReport, comparison: Comparison | None) -> dict[str, Any]:
+def entry(stamp: str, results: RunReport, comparison: Comparison | None) -> Night:
     """One night: when, on what, how many of each outcome, and the median downtime per key."""
     downtime: dict[str, float] = {}
     for s in results.scenarios:
@@ -40,22 +54,23 @@ def entry(stamp: str, results: RunReport, comparison: Comparison | None) -> dict
     }
 
 
-def append(path: Path, night: dict[str, Any]) -> None:
+def append(path: Path, night: Night) -> None:
     with path.open("a") as f:
         f.write(json.dumps(night, sort_keys=True) + "\n")
 
 
-def read(path: Path) -> list[dict[str, Any]]:
+def read(path: Path) -> list[Night]:
     """Every night recorded so far, oldest first; a line that is not JSON is skipped, not fatal:
     a torn last line (a night killed while writing) must not hide all the others."""
     if not path.exists():
         return []
-    nights = []
+    nights: list[Night] = []
     for line in path.read_text().splitlines():
         try:
             night = json.loads(line)
         except json.JSONDecodeError:
             continue
         if isinstance(night, dict):
-            nights.append(night)
+            # Read with .get() by the trend: a night from an older harness lacks fields.
+            nights.append(cast(Night, night))
     return nights

@@ -8,11 +8,11 @@ from __future__ import annotations
 import os
 from html import escape
 from pathlib import Path
-from typing import Any
 
 from harness.charts import STEP_COLOURS, legend, timeline_svg, trend_svg
 from harness.compare import Comparison, key_of, normalized_signature
-from harness.history import key_name
+from harness.fields import JsonObject
+from harness.history import Night, key_name
 from harness.result import Outcome, RunReport, ScenarioResult
 
 __all__ = ["REPORT", "render"]
@@ -62,7 +62,7 @@ def _ms(value: float | None) -> str:
 
 
 def _environment(results: RunReport) -> str:
-    env: dict[str, Any] = dict(results.environment or {})
+    env: JsonObject = dict(results.environment or {})
     env.setdefault("criu_version", results.criu_version)
     env.setdefault("kernel", results.kernel)
     features = env.pop("features", {}) or {}
@@ -142,7 +142,7 @@ def _result(entry: ScenarioResult, i: int, directory: Path | None) -> str:
 def render(
     results: RunReport,
     comparison: Comparison | None = None,
-    nights: list[dict[str, Any]] | None = None,
+    nights: list[Night] | None = None,
     directory: Path | None = None,
 ) -> str:
     """The whole page. directory is where the page will live (for relative artifact links)."""

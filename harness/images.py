@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError
+from harness.fields import JsonObject
 
 __all__ = [
     "FdSummary",
@@ -70,18 +71,20 @@ class ImageError(HarnessError):
         self.reason = reason
 
 
-def load_image(path: Path) -> dict[str, Any]:
+def load_image(path: Path) -> JsonObject:
     """One CRIU image file decoded by pycriu (``{"magic": ..., "entries": [...]}``)."""
     if path.name.startswith("pages-"):
         # Raw page data, as large as the workload's memory: nothing here ever needs it.
         raise ImageError(path, "page data is never decoded")
     try:
-        from pycriu import images  # imported late: only the rpc backend needs pycriu otherwise
+        from pycriu import (
+            images,  # imported late: only the rpc backend needs pycriu otherwise
+        )
     except ImportError as exc:
         raise ImageError(path, f"pycriu cannot be imported: {exc}") from exc
     try:
         with path.open("rb") as f:
-            image: dict[str, Any] = images.load(f)
+            image: JsonObject = images.load(f)
     # pycriu raises bare Exceptions (unknown magic) and protobuf's DecodeError alike.
     except Exception as exc:  # noqa: BLE001
         raise ImageError(path, f"{type(exc).__name__}: {exc}") from exc
@@ -93,7 +96,7 @@ class FdSummary:
     fd: int
     kind: str  # CRIU's fd type: REG, UNIXSK, INETSK, PIPE, ...
     path: str | None = None
-    detail: dict[str, Any] = field(default_factory=dict)
+    detail: JsonObject = field(default_factory=dict)
 
 
 @dataclass
@@ -125,7 +128,7 @@ class ImageSet:
     processes: list[ProcessSummary] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JsonObject:
         return asdict(self)
 
 
@@ -161,7 +164,7 @@ def _unix_name(value: Any) -> str:
     return raw.rstrip(b"\0").decode(errors="replace")
 
 
-def describe_file(entry: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
+def describe_file(entry: JsonObject) -> tuple[str | None, JsonObject]:
     """The path (if the file has one) and the few facts that identify a files.img entry."""
     kind = entry.get("type", "UND")
     if kind == "REG" and "reg" in entry:
@@ -198,7 +201,7 @@ def describe_file(entry: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
 
 
 def describe_vma(
-    vma: dict[str, Any], files: dict[int, dict[str, Any]], stack: int | None = None
+    vma: JsonObject, files: dict[int, JsonObject], stack: int | None = None
 ) -> MapSummary:
     """One mm.img VMA: where it is, its protection, and the file (or kind) behind it."""
     status = int(vma.get("status", 0))
@@ -221,7 +224,7 @@ def describe_vma(
 
 
 # Reads one image file, or raises ImageError (load_image; the tests pass their own).
-Loader = Callable[[Path], dict[str, Any]]
+Loader = Callable[[Path], JsonObject]
 
 
 def summarize(images_dir: Path, run_dir: Path, load: Loader | None = None) -> ImageSet:
@@ -236,7 +239,7 @@ def summarize(images_dir: Path, run_dir: Path, load: Loader | None = None) -> Im
             return summary
         load = load_image
 
-    def entries(name: str) -> list[dict[str, Any]]:
+    def entries(name: str) -> list[JsonObject]:
         path = images_dir / name
         if not path.exists():
             summary.problems.append(f"{name}: missing")

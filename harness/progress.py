@@ -17,11 +17,11 @@ import threading
 import time
 from pathlib import Path
 from types import TracebackType
-from typing import Any
 
 from harness.errors import VerificationError
 from harness.verification import largest_gap_ms
 from harness.waiting import wait_for
+from harness.workloads.events import Event
 
 __all__ = ["EventProgress", "LineTail", "LogProgress", "Progress"]
 
@@ -103,7 +103,7 @@ class Progress:
             if window[0] - 1 <= t <= window[1] + 1
         ] if times else []
 
-    def events(self) -> list[dict[str, Any]] | None:
+    def events(self) -> list[Event] | None:
         """The echo event log, to account for every message with; None: this kind has none."""
         return None
 
@@ -115,13 +115,13 @@ class EventProgress(Progress):
         super().__init__()
         self.path = path
         self._tail = LineTail(path)
-        self._events: list[dict[str, Any]] = []
+        self._events: list[Event] = []
         self._rtts: list[float] = []
 
     def refresh(self) -> None:
         for line in self._tail.read():
             try:
-                event = json.loads(line)
+                event: Event = json.loads(line)
             except json.JSONDecodeError:
                 continue  # a torn line: the writer was killed mid-write
             if not isinstance(event, dict):
@@ -139,7 +139,7 @@ class EventProgress(Progress):
             if window[0] - 1 <= t <= window[1] + 1
         ]
 
-    def events(self) -> list[dict[str, Any]]:
+    def events(self) -> list[Event]:
         self.refresh()
         return self._events
 

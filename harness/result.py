@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 from harness.criu.backend import CriuCall
 from harness.errors import UsageError
-from harness.fields import FieldError, Fields
+from harness.fields import FieldError, Fields, JsonObject
 from harness.fingerprint import Difference
 from harness.stats import CriuStats
 
@@ -103,7 +103,7 @@ class Phase:
     def duration_ms(self) -> float:
         return (self.finished - self.started) * 1e3
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JsonObject:
         return {"step": str(self.step), "role": self.role, "started": self.started,
                 "finished": self.finished, "ok": self.ok}
 
@@ -123,7 +123,7 @@ class RoleStats:
     image_bytes: int = 0
     harness: dict[str, float] = field(default_factory=dict)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JsonObject:
         criu = self.criu.to_json() if self.criu is not None else {"error": self.criu_error}
         return {"criu": criu, "image_bytes": self.image_bytes, "harness": self.harness}
 
@@ -155,7 +155,7 @@ class CycleResult:
     # the phases (wall times too) this draws the migration's timeline.
     timeline: list[tuple[float, float]] = field(default_factory=list)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JsonObject:
         return {
             "cycle": self.cycle,
             "outcome": str(self.outcome),
@@ -235,7 +235,7 @@ class DowntimeSummary:
             client_errors=sum(c.client_errors for c in cycles),
         )
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JsonObject:
         return dict(self.__dict__)
 
     @classmethod
@@ -280,7 +280,7 @@ class ScenarioResult:
         values = [c.downtime_ms for c in self.cycles if c.downtime_ms is not None]
         return statistics.median(values) if values else self.downtime_ms
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JsonObject:
         data = {k: v for k, v in self.__dict__.items() if k not in ("cycles", "downtime_summary")}
         data["outcome"] = str(self.outcome)
         data["cycles"] = [c.to_json() for c in self.cycles]
@@ -326,7 +326,7 @@ class RunReport:
     backend: str
     kernel: str = field(default_factory=platform.release)
     scenarios: list[ScenarioResult] = field(default_factory=list)
-    environment: dict[str, Any] | None = None
+    environment: JsonObject | None = None
     started: float | None = None
     finished: float | None = None
     iterations: int | None = None
@@ -340,8 +340,8 @@ class RunReport:
         """A `run --report` file names its backend once, at the top; a matrix, per result."""
         return result.backend or self.backend
 
-    def to_json(self) -> dict[str, Any]:
-        data: dict[str, Any] = {
+    def to_json(self) -> JsonObject:
+        data: JsonObject = {
             "schema": SCHEMA_VERSION,
             "criu_version": self.criu_version,
             "kernel": self.kernel,

@@ -10,9 +10,8 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
-from harness.fields import Fields
+from harness.fields import Fields, JsonObject
 from harness.images import load_image
 
 __all__ = ["CriuStats", "image_bytes", "read_stats"]
@@ -37,7 +36,7 @@ class CriuStats:
     forking_ms: float | None = None
     pages_restored: int | None = None
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JsonObject:
         return asdict(self)
 
     @classmethod
@@ -51,18 +50,18 @@ class CriuStats:
         )
 
 
-def _ms(entry: dict[str, Any], key: str) -> float | None:
+def _ms(entry: JsonObject, key: str) -> float | None:
     value = entry.get(key)
     return round(value / 1e3, 3) if isinstance(value, int) else None
 
 
-def _entry(path: Path, kind: str) -> dict[str, Any]:
+def _entry(path: Path, kind: str) -> JsonObject:
     """The one entry of a stats image, or {} when CRIU did not write it (a failed action);
     a torn one raises ImageError."""
     if not path.exists():
         return {}
     entries = load_image(path).get("entries") or [{}]
-    entry: dict[str, Any] = entries[0].get(kind, {})
+    entry: JsonObject = entries[0].get(kind, {})
     return entry
 
 

@@ -6,11 +6,11 @@ import json
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+
+from harness.workloads.events import Event
 
 
-
-def read_events(path: Path) -> list[dict[str, Any]]:
+def read_events(path: Path) -> list[Event]:
     """The events of a JSON-lines log; a torn last line (the writer was killed) is skipped."""
     events = []
     try:
@@ -41,7 +41,7 @@ class Accounting:
 
     @classmethod
     def from_events(
-        cls, events: list[dict[str, Any]], window: tuple[float, float] | None = None
+        cls, events: list[Event], window: tuple[float, float] | None = None
     ) -> Accounting:
         """Account for events; downtime is the largest gap between answered round trips that
         overlaps window (the migration), or anywhere when there is no window."""
@@ -93,7 +93,7 @@ def received_since(path: Path, since: float) -> int:
     )
 
 
-def lost_seqs(events: list[dict[str, Any]]) -> set[int]:
+def lost_seqs(events: list[Event]) -> set[int]:
     """Messages sent and never answered although a later one was."""
     answered = {e["seq"] for e in events if e.get("event") in ("received", "late")}
     last = max(answered, default=0)
@@ -104,7 +104,7 @@ def lost_seqs(events: list[dict[str, Any]]) -> set[int]:
     }
 
 
-def losses_between(events: list[dict[str, Any]], since: float, until: float) -> tuple[int, int]:
+def losses_between(events: list[Event], since: float, until: float) -> tuple[int, int]:
     """(messages lost, client errors) among the messages sent and errors seen in [since, until]."""
     lost = lost_seqs(events)
     messages = sum(

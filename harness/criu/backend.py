@@ -11,12 +11,12 @@ import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from harness.criu.log import log_signature
 from harness.criu.options import Action, CriuOptions
 from harness.errors import CriuError, UsageError
-from harness.fields import FieldError, Fields
+from harness.fields import FieldError, Fields, JsonObject
 
 # How long an interrupted harness lets a running CRIU finish: killing CRIU in the middle of a
 # dump can leave the task with CRIU's parasite code in it, so it is the last resort.
@@ -30,8 +30,8 @@ class CriuCall:
     action: Action
     backend: str
     pid: int | None
-    options: dict[str, Any]  # as this backend passed them: argv, or RPC fields
-    criu_options: dict[str, Any]  # the backend-neutral CriuOptions (see CriuOptions.to_json)
+    options: JsonObject  # as this backend passed them: argv, or RPC fields
+    criu_options: JsonObject  # the backend-neutral CriuOptions (see CriuOptions.to_json)
     log_path: Path
     started: float
     finished: float = 0.0
@@ -42,7 +42,7 @@ class CriuCall:
     def duration_s(self) -> float:
         return self.finished - self.started
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JsonObject:
         return {
             "action": self.action,
             "backend": self.backend,
@@ -118,7 +118,7 @@ class Backend(ABC):
     def _restore(self, opts: CriuOptions, call: CriuCall) -> int: ...
 
     @abstractmethod
-    def describe(self, action: Action, opts: CriuOptions, pid: int | None) -> dict[str, Any]:
+    def describe(self, action: Action, opts: CriuOptions, pid: int | None) -> JsonObject:
         """The exact options this backend passes to CRIU, for the artifacts."""
 
     def dump(self, pid: int, opts: CriuOptions) -> CriuCall:

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import subprocess
-from typing import Any
 
 from harness.criu.backend import Backend, CriuCall, wait_criu
 from harness.criu.options import PIDFILE, Action, CriuOptions, cli_args
 from harness.errors import CriuError
+from harness.fields import JsonObject
 
 
 class CliBackend(Backend):
     name = "cli"
 
-    def describe(self, action: Action, opts: CriuOptions, pid: int | None) -> dict[str, Any]:
+    def describe(self, action: Action, opts: CriuOptions, pid: int | None) -> JsonObject:
         return {"argv": [self.criu.path, *cli_args(action, opts, pid)]}
 
     def _run(self, opts: CriuOptions, call: CriuCall) -> None:

@@ -9,9 +9,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from dataclasses import fields as dataclass_fields
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from harness.errors import UsageError
+from harness.fields import JsonObject
 
 Action = Literal["dump", "restore"]
 NETWORK_LOCKS = ("iptables", "nftables", "skip")
@@ -48,7 +49,7 @@ class CriuOptions:
     def log_path(self) -> Path:
         return self.images_dir / self.log_file
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JsonObject:
         """The options as plain data: recorded with each call, so a retry can repeat them."""
         data = asdict(self)
         data["images_dir"] = str(self.images_dir)
@@ -57,7 +58,7 @@ class CriuOptions:
         return data
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> CriuOptions:
+    def from_json(cls, data: JsonObject) -> CriuOptions:
         known = {f.name for f in dataclass_fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
         values["images_dir"] = Path(values["images_dir"])
@@ -96,9 +97,9 @@ def cli_args(action: Action, opts: CriuOptions, pid: int | None = None) -> list[
     return args + list(opts.extra_args)
 
 
-def rpc_fields(action: Action, opts: CriuOptions, pid: int | None = None) -> dict[str, Any]:
+def rpc_fields(action: Action, opts: CriuOptions, pid: int | None = None) -> JsonObject:
     """The scalar fields of pycriu's ``criu_opts`` for an action (the images dir fd aside)."""
-    fields: dict[str, Any] = {"log_file": opts.log_file, "log_level": opts.log_level}
+    fields: JsonObject = {"log_file": opts.log_file, "log_level": opts.log_level}
     if action == "dump":
         if pid is None:
             raise UsageError("dump needs a pid")

@@ -8,8 +8,15 @@ import subprocess
 from typing import Any
 
 from harness.criu.backend import Backend, CriuCall, wait_criu
-from harness.criu.options import RPC_CONFIG, Action, CriuOptions, config_lines, rpc_fields
+from harness.criu.options import (
+    RPC_CONFIG,
+    Action,
+    CriuOptions,
+    config_lines,
+    rpc_fields,
+)
 from harness.errors import UsageError
+from harness.fields import JsonObject
 
 
 def _pycriu() -> Any:
@@ -29,7 +36,7 @@ class RpcBackend(Backend):
         super().__init__(binary)
         self.pycriu = _pycriu()
 
-    def describe(self, action: Action, opts: CriuOptions, pid: int | None) -> dict[str, Any]:
+    def describe(self, action: Action, opts: CriuOptions, pid: int | None) -> JsonObject:
         return {
             "binary": self.criu.path,
             "mode": "swrk",

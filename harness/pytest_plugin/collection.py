@@ -11,10 +11,10 @@ import pytest
 
 from harness import scenario as scenario_files
 from harness.errors import HarnessError
-from harness.result import Outcome
 from harness.pytest_plugin import xfail
 from harness.pytest_plugin.reporting import record_properties
 from harness.pytest_plugin.settings import RESULT, SETTINGS, require_criu
+from harness.result import Outcome
 from harness.runner import ScenarioRun
 from harness.scenario import (
     Scenario,

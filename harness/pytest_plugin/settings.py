@@ -10,8 +10,7 @@ import pytest
 
 from harness.criu import BACKENDS, Backend, get_backend
 from harness.errors import HarnessError
-from harness.result import ScenarioResult
-from harness.result import Keep
+from harness.result import Keep, ScenarioResult
 
 if TYPE_CHECKING:
     from harness.pytest_plugin.fixture import MigrationFixture  # noqa: F401 (named in a StashKey below)

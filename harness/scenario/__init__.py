@@ -7,7 +7,13 @@ at its line.
 
 from __future__ import annotations
 
-from harness.scenario.loader import SCENARIO_DIR, ScenarioError, builtin_paths, find, load
+from harness.scenario.loader import (
+    SCENARIO_DIR,
+    ScenarioError,
+    builtin_paths,
+    find,
+    load,
+)
 from harness.scenario.model import (
     CRIU_FLAGS,
     CRIU_KEYS,

@@ -13,8 +13,8 @@ from harness import readiness
 from harness.criu.options import NETWORK_LOCKS, CriuOptions
 from harness.plan import DEFAULT_PLAN
 from harness.problems import Problems, type_name
-from harness.readiness import Readiness, StartedReady
 from harness.progress import EventProgress, LogProgress, Progress
+from harness.readiness import Readiness, StartedReady
 
 PLACEHOLDERS = ("run_dir", "python", "scenario_dir", "name")
 _PLACEHOLDER = re.compile(r"\{(" + "|".join(PLACEHOLDERS) + r")\}")

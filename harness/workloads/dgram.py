@@ -22,7 +22,6 @@ from harness.workloads.protocol import (
     server_arguments,
 )
 
-
 PAGE = 4096
 
 

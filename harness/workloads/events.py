@@ -9,7 +9,17 @@ from __future__ import annotations
 
 import json
 import time
-from typing import IO, Any
+from typing import IO, Any, Required, TypedDict
+
+
+class Event(TypedDict, total=False):
+    """One line of the event log, as written and as read back."""
+
+    event: Required[str]
+    seq: int  # the message; null on the start event, which has none
+    ts: Required[float]
+    rtt_ms: float
+    error: str
 
 
 class EventLog:
@@ -22,5 +32,5 @@ class EventLog:
     def emit(self, event: str, seq: int | None = None, **fields: Any) -> None:
         if self._file is None:
             return
-        record: dict[str, Any] = {"event": event, "seq": seq, "ts": time.time(), **fields}
+        record = {"event": event, "seq": seq, "ts": time.time(), **fields}
         self._file.write(json.dumps(record, separators=(",", ":")) + "\n")
