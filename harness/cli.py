@@ -7,6 +7,7 @@ expected and 1 otherwise.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -122,7 +123,8 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def _at_least(kind: type[int] | type[float], minimum: float) -> Callable[[str], float]:
-    """An argparse type: a number of kind, at least minimum, with a one-line complaint."""
+    """An argparse type: a finite number of kind, at least minimum, with a one-line
+    complaint."""
     name = "a whole number" if kind is int else "a number"
 
     def parse(text: str) -> float:
@@ -130,6 +132,8 @@ def _at_least(kind: type[int] | type[float], minimum: float) -> Callable[[str], 
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"not {name}: {text!r}") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"must be a finite number, not {text!r}")
         if value < minimum:
             raise argparse.ArgumentTypeError(f"must be at least {minimum:g}, not {value}")
         return value

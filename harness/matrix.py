@@ -14,6 +14,7 @@ One night writes one dated directory under the base directory::
 from __future__ import annotations
 
 import json
+import math
 import re
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -130,8 +131,8 @@ class Night:
     ) -> None:
         if iterations < 1:
             raise UsageError(f"iterations must be at least 1, not {iterations}")
-        if threshold < 0:
-            raise UsageError(f"threshold must be at least 0, not {threshold}")
+        if not math.isfinite(threshold) or threshold < 0:
+            raise UsageError(f"threshold must be a finite number, at least 0, not {threshold}")
         # Everything is resolved before the first workload starts: a typo fails in a second.
         self.backends: dict[str, Backend] = {b: get_backend(b, criu_binary) for b in backends}
         if names:
