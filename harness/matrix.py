@@ -28,6 +28,7 @@ from harness.compare import DEFAULT_THRESHOLD, Comparison, compare, load_results
 from harness.criu import BACKENDS, Backend, get_backend
 from harness.errors import HarnessError, UsageError
 from harness.result import RunReport, ScenarioResult
+from harness.rundir import private_dir
 from harness.runner import ScenarioRun
 
 __all__ = [
@@ -91,12 +92,12 @@ def dated_dirs(base: Path) -> list[Path]:
 
 
 def _new_dated_dir(base: Path, now: datetime) -> Path:
-    base.mkdir(parents=True, exist_ok=True)
+    private_dir(base)  # nights hold bundles of memory images: 0700, like everything made here
     stamp = now.strftime(STAMP_FORMAT)
     for n in range(100):
         path = base / (stamp if n == 0 else f"{stamp}-{n}")
         try:
-            path.mkdir()
+            path.mkdir(mode=0o700)
         except FileExistsError:
             continue
         return path

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from harness.criu.log import message
 from harness.result import RunReport, ScenarioResult
+from harness.rundir import private_dir
 
 RESULTS = "results.json"
 
@@ -46,7 +47,7 @@ def header(report: RunReport) -> str:
 
 
 def write(report: RunReport, directory: Path) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
+    private_dir(directory)  # its artifacts/ holds bundles of memory images
     path = directory / RESULTS
     path.write_text(json.dumps(report.to_json(), indent=2) + "\n")
     return path

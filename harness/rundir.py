@@ -1,4 +1,8 @@
-"""Private run directories: where a run's sockets, logs and CRIU images live."""
+"""Private directories: where a run's sockets, logs and CRIU images live, and where reports go.
+
+Everything here may hold CRIU images (a workload's memory) or logs, so whatever the harness
+creates is readable by its owner only: directories 0700, files 0600.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,10 @@ import shutil
 import stat
 import tempfile
 from pathlib import Path
+
+from harness.errors import UsageError
+
+__all__ = ["PREFIX", "RunDir", "check_output_dir", "check_output_file", "private_dir"]
 
 PREFIX = "criu-harness-"
 
@@ -30,9 +38,7 @@ class RunDir:
         return str(self.path)
 
     def subdir(self, *parts: str) -> Path:
-        path = self.path.joinpath(*parts)
-        path.mkdir(mode=0o700, parents=True, exist_ok=True)
-        return path
+        return private_dir(self.path.joinpath(*parts))
 
     def _ours(self) -> bool:
         try:
@@ -44,3 +50,55 @@ class RunDir:
     def remove(self) -> None:
         if self._ours():
             shutil.rmtree(self.path)
+
+
+# --- directories for reports and bundles ----------------------------------------------------
+
+
+def private_dir(path: Path) -> Path:
+    """Make path and any missing parents, each one the harness creates mode 0700 (``mkdir -p``
+    would give the parents the umask's mode); directories already there are left as they are."""
+    missing: list[Path] = []
+    current = path
+    while not current.is_dir():
+        missing.append(current)
+        if current.parent == current:
+            break
+        current = current.parent
+    for directory in reversed(missing):
+        try:
+            directory.mkdir(mode=0o700)
+        except FileExistsError:
+            if not directory.is_dir():
+                raise
+    return path
+
+
+def check_output_dir(path: Path, what: str) -> None:
+    """Refuse, before anything runs, a directory the harness could not write into: an
+    existing file, or a place whose nearest existing parent is not a writable directory."""
+    if path.exists() or path.is_symlink():
+        if not path.is_dir():
+            raise UsageError(f"{what} {path}: exists and is not a directory")
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise UsageError(f"{what} {path}: directory not writable")
+        return
+    parent = path.parent
+    while not parent.exists() and parent.parent != parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise UsageError(f"{what} {path}: {parent} is not a directory")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UsageError(f"{what} {path}: cannot create it in {parent}: not writable")
+
+
+def check_output_file(path: Path, what: str) -> None:
+    """Refuse, before anything is written, a file path the harness could not write: an
+    existing directory, or a file in a directory that does not exist or is not writable."""
+    if path.is_dir():
+        raise UsageError(f"{what} {path}: is a directory (name the file to write)")
+    parent = path.parent
+    if not parent.is_dir():
+        raise UsageError(f"{what} {path}: no such directory: {parent}")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UsageError(f"{what} {path}: directory {parent} not writable")

@@ -22,7 +22,7 @@ from harness.migration import Migration, MigrationRecord
 from harness.plan import Plan, get_plan
 from harness.process import Supervisor, Workload
 from harness.result import CycleResult, DowntimeSummary, ScenarioResult
-from harness.rundir import RunDir
+from harness.rundir import RunDir, private_dir
 from harness.scenario import Expectation, ProcessSpec, Scenario
 from harness.stats import image_bytes, read_stats
 from harness.verification import (
@@ -390,7 +390,7 @@ class ScenarioRun:
             write_artifacts(rundir.path, result, self.backend)
             result.artifacts = str(rundir.path)
             if self.bundle_into is not None:
-                self.bundle_into.mkdir(parents=True, exist_ok=True)
+                private_dir(self.bundle_into)  # bundles hold memory images: 0700
                 target = self.bundle_into / f"{rundir.path.name}.tar.gz"
                 result.bundle = str(bundle(rundir.path, target))
         else:

@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 from harness.criu.log import log_signature
 from harness.criu.options import Action, CriuOptions
 from harness.errors import CriuError, UsageError
+from harness.rundir import private_dir
 
 # How long an interrupted harness lets a running CRIU finish: killing CRIU in the middle of a
 # dump can leave the task with CRIU's parasite code in it, so it is the last resort.
@@ -106,7 +107,7 @@ class Backend(ABC):
         return call
 
     def _start(self, action: Action, opts: CriuOptions, pid: int | None) -> CriuCall:
-        opts.images_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        private_dir(opts.images_dir)  # CRIU's images hold the workload's memory
         return CriuCall(
             action=action,
             backend=self.name,

@@ -34,6 +34,15 @@ def refused(proc: subprocess.CompletedProcess[str], *words: str) -> str:
     return lines[0]
 
 
+def kept_run(base: Path) -> Path:
+    """A minimal kept run directory, as `bundle` and `restore` expect one."""
+    run = base / "criu-harness-demo-x"
+    (run / "images" / "server").mkdir(parents=True)
+    (run / "result.json").write_text('{"name": "demo", "outcome": "failed"}')
+    (run / "images" / "server" / "pages-1.img").write_bytes(b"secret memory")
+    return run
+
+
 # --- numbers ----------------------------------------------------------------------------------
 
 
@@ -42,3 +51,20 @@ def test_threshold_must_be_finite(tmp_path: Path, value: str) -> None:
     old = tmp_path / "results.json"
     old.write_text('{"scenarios": []}')
     refused(harness("compare", str(old), str(old), f"--threshold={value}"), "--threshold", value)
+
+
+# --- output paths, checked before anything runs ------------------------------------------------
+
+
+def test_bundle_into_a_missing_directory(tmp_path: Path) -> None:
+    run = kept_run(tmp_path)
+    refused(harness("bundle", str(run), "-o", "/nonexistent/dir/x.tar.gz"), "/nonexistent/dir")
+
+
+def test_bundle_onto_an_existing_directory_leaves_nothing(tmp_path: Path) -> None:
+    run = kept_run(tmp_path)
+    out = tmp_path / "out"
+    out.mkdir()
+    refused(harness("bundle", str(run), "-o", str(out)), str(out), "directory")
+    assert list(out.iterdir()) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == [run.name, "out"]  # no .partial
