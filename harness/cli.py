@@ -7,6 +7,7 @@ expected and 1 otherwise.
 from __future__ import annotations
 
 import argparse
+import errno
 import math
 import os
 import sys
@@ -14,7 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from harness import artifacts, compare, matrix, preflight, report, reproduce, scenario
+from harness import artifacts, compare, matrix, preflight, report, reproduce, rundir, scenario
 from harness.criu import BACKENDS, get_backend
 from harness.errors import HarnessError, UsageError
 from harness.plan import PLANS
@@ -34,6 +35,8 @@ class _Parser(argparse.ArgumentParser):
 def _run(args: argparse.Namespace) -> int:
     names = args.scenarios or list(DEFAULT_SCENARIOS)
     scenarios = [scenario.find(n) for n in names]  # all validated before anything starts
+    if args.report:
+        rundir.check_output_dir(args.report, "--report")
     if os.geteuid() != 0:
         raise UsageError("CRIU needs root: run as root (criu-harness check tells what else is missing)")
     backend = get_backend(args.backend, args.criu_binary)
@@ -218,10 +221,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# A file the user named that is not there, or not readable: bad input, not a failure.
+_BAD_INPUT = {errno.ENOENT, errno.EACCES, errno.EPERM, errno.EISDIR, errno.ENOTDIR, errno.EROFS}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    func: Callable[[argparse.Namespace], int] = args.func
     try:
+        args = build_parser().parse_args(argv)
+        func: Callable[[argparse.Namespace], int] = args.func
         return func(args)
     except UsageError as exc:
         print(f"criu-harness: {exc}", file=sys.stderr)
@@ -229,6 +236,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except HarnessError as exc:
         print(f"criu-harness: {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"criu-harness: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 2 if exc.errno in _BAD_INPUT else 1
     except KeyboardInterrupt:
         print("criu-harness: interrupted; every workload was stopped", file=sys.stderr)
         return 130

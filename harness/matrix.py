@@ -28,7 +28,7 @@ from harness.compare import DEFAULT_THRESHOLD, Comparison, compare, load_results
 from harness.criu import BACKENDS, Backend, get_backend
 from harness.errors import HarnessError, UsageError
 from harness.result import RunReport, ScenarioResult
-from harness.rundir import private_dir
+from harness.rundir import check_output_dir, private_dir
 from harness.runner import ScenarioRun
 
 __all__ = [
@@ -135,6 +135,7 @@ class Night:
         if not math.isfinite(threshold) or threshold < 0:
             raise UsageError(f"threshold must be a finite number, at least 0, not {threshold}")
         # Everything is resolved before the first workload starts: a typo fails in a second.
+        check_output_dir(out, "--out")
         self.backends: dict[str, Backend] = {b: get_backend(b, criu_binary) for b in backends}
         if names:
             self.scenarios = [scenario.find(n) for n in names]

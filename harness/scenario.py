@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.criu.options import NETWORK_LOCKS, CriuOptions
+from harness.criu.options import NETWORK_LOCKS, CriuOptions, config_lines
 from harness.errors import UsageError
 from harness.plan import DEFAULT_PLAN, PLANS
 
@@ -380,7 +380,11 @@ def _criu(check: _Checker, raw: Any) -> CriuSpec:
         if "network_lock" in s and s["network_lock"] not in NETWORK_LOCKS:
             check.problem((*where, "network_lock"), f"must be one of {', '.join(NETWORK_LOCKS)}")
         if "extra_args" in s:
-            check.strings(s["extra_args"], (*where, "extra_args"), nonempty=False)
+            extra = check.strings(s["extra_args"], (*where, "extra_args"), nonempty=False)
+            try:
+                config_lines(tuple(extra))  # what the rpc backend can pass on, both can
+            except ValueError as exc:
+                check.problem((*where, "extra_args"), str(exc))
         return s
 
     common = section(raw, ("criu",), nested=True)

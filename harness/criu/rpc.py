@@ -22,6 +22,15 @@ def _pycriu() -> Any:
     return pycriu
 
 
+def rpc_config(extra_args: tuple[str, ...]) -> str:
+    """The CRIU configuration file that carries extra_args over RPC (which has no field for
+    arbitrary options); options it cannot express are a usage error."""
+    try:
+        return "\n".join(config_lines(extra_args)) + "\n"
+    except ValueError as exc:
+        raise UsageError(f"criu extra_args: {exc}") from None
+
+
 class RpcBackend(Backend):
     name = "rpc"
 
@@ -43,11 +52,10 @@ class RpcBackend(Backend):
         pycriu = self.pycriu
         # pycriu would fork swrk itself, but in the harness's session (so a Ctrl-C would kill
         # CRIU mid-dump) and without telling how it ended. Starting swrk here keeps both.
+        if opts.extra_args:
+            (opts.images_dir / RPC_CONFIG).write_text(rpc_config(opts.extra_args))
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         inherit = [fd for _, fd in opts.inherit_fds]
-        if opts.extra_args:
-            conf = "\n".join(config_lines(opts.extra_args)) + "\n"
-            (opts.images_dir / RPC_CONFIG).write_text(conf)
         dirfd = os.open(opts.images_dir, os.O_RDONLY | os.O_DIRECTORY)
         try:
             with (opts.images_dir / f"{call.action}.out").open("wb") as out:

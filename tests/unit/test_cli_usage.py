@@ -4,13 +4,17 @@ wrong, exit status 2, nothing started, nothing left behind, never a traceback.""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 HARNESS = [sys.executable, "-m", "harness.cli"]
+SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 
 
 def harness(*args: str, tmpdir: Path | None = None, timeout: float = 60,
@@ -68,3 +72,76 @@ def test_bundle_onto_an_existing_directory_leaves_nothing(tmp_path: Path) -> Non
     refused(harness("bundle", str(run), "-o", str(out)), str(out), "directory")
     assert list(out.iterdir()) == []
     assert sorted(p.name for p in tmp_path.iterdir()) == [run.name, "out"]  # no .partial
+
+
+def test_report_into_an_existing_file_is_refused_before_the_run(tmp_path: Path) -> None:
+    report = tmp_path / "report"
+    report.write_text("not a directory")
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    refused(harness("run", "dgram-echo", "--report", str(report), tmpdir=runs), "--report",
+            str(report))
+    assert list(runs.iterdir()) == []  # no run directory: nothing started
+
+
+def test_matrix_out_onto_an_existing_file_is_refused(tmp_path: Path) -> None:
+    refused(harness("matrix", "--out", "/etc/passwd", tmpdir=tmp_path), "--out", "/etc/passwd")
+    assert list(tmp_path.iterdir()) == []
+
+
+# --- scenario files ---------------------------------------------------------------------------
+
+
+def test_extra_args_the_rpc_backend_cannot_pass_are_refused(tmp_path: Path) -> None:
+    text = (SCENARIOS / "dgram-echo.toml").read_text()
+    path = tmp_path / "short.toml"
+    path.write_text(text.replace("[expect]\n", '[criu]\nextra_args = ["-v"]\n\n[expect]\n', 1))
+    line = refused(harness("run", str(path), tmpdir=tmp_path), f"{path}:", "criu.extra_args", "-v")
+    assert ":21:" in line  # the line of extra_args
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["short.toml"]
+
+
+# --- unreadable files, as a user who may not read them -------------------------------------------
+
+
+@pytest.fixture
+def shared_dir() -> Iterator[Path]:
+    """A directory under /tmp that user nobody may enter (pytest's tmp_path is root's 0700)."""
+    path = Path(tempfile.mkdtemp(prefix="criu-harness-perm-test-"))
+    path.chmod(0o755)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path)
+
+
+NOBODY = ("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups")
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None,
+                    reason="needs root and setpriv to run as another user")
+def test_unreadable_files_are_named_not_a_traceback(shared_dir: Path) -> None:
+    run = kept_run(shared_dir)
+    for d in (run, run / "images", run / "images" / "server"):
+        d.chmod(0o755)
+    (run / "result.json").chmod(0o644)
+    (run / "images" / "server" / "pages-1.img").chmod(0o000)
+    out = shared_dir / "out"
+    out.mkdir(mode=0o777)
+    out.chmod(0o777)
+    results = shared_dir / "results.json"
+    results.write_text('{"scenarios": []}')
+    results.chmod(0o000)
+
+    # bundle: a file it cannot read; nothing half-written is left in the output directory.
+    refused(harness("bundle", str(run), "-o", str(out / "b.tar.gz"), prefix=NOBODY),
+            "pages-1.img", "Permission denied")
+    assert list(out.iterdir()) == []
+    # bundle next to the run: a directory it may not write to, found before packing.
+    refused(harness("bundle", str(run), prefix=NOBODY), str(shared_dir), "not writable")
+    # compare: a results file it cannot read.
+    refused(harness("compare", str(results), str(results), prefix=NOBODY),
+            str(results), "Permission denied")
+    # restore: images it cannot list.
+    (run / "images").chmod(0o000)
+    refused(harness("restore", str(run), prefix=NOBODY), "images", "Permission denied")
