@@ -21,6 +21,10 @@ from harness.rundir import private_dir
 # How long an interrupted harness lets a running CRIU finish: killing CRIU in the middle of a
 # dump can leave the task with CRIU's parasite code in it, so it is the last resort.
 INTERRUPT_GRACE_S = 30.0
+# `criu --version` answers at once; a binary that does not is not CRIU.
+VERSION_TIMEOUT_S = 10.0
+# What `criu --version` prints first: "Version: 4.2.1".
+_VERSION = re.compile(r"^Version:\s*(\d+\.\d+(?:\.\d+)*)\s*$", re.MULTILINE)
 
 
 @dataclass
@@ -58,7 +62,35 @@ class CriuBinary:
             raise UsageError(
                 f"criu binary not found: {name!r} (run scripts/install-criu, or pass --criu-binary)"
             )
-        return cls(found)
+        criu = cls(found)
+        criu.check()
+        return criu
+
+    def check(self) -> str:
+        """The version, or a usage error if this binary does not answer --version as CRIU does
+        (``Version: X.Y``): a wrong --criu-binary is refused before any workload starts."""
+        try:
+            proc = subprocess.run(
+                [self.path, "--version"], capture_output=True, text=True, check=False,
+                stdin=subprocess.DEVNULL, timeout=VERSION_TIMEOUT_S,
+            )
+        except subprocess.TimeoutExpired:
+            raise UsageError(
+                f"criu binary {self.path}: not CRIU: '--version' did not answer within "
+                f"{VERSION_TIMEOUT_S:g} s"
+            ) from None
+        except OSError as exc:
+            raise UsageError(f"criu binary {self.path}: cannot run it: {exc.strerror}") from None
+        m = _VERSION.search(proc.stdout)
+        if m is None:
+            said = (proc.stdout.strip() or proc.stderr.strip()).splitlines()[:1]
+            raise UsageError(
+                f"criu binary {self.path}: not CRIU: '--version' printed "
+                f"{repr(said[0][:80]) if said else 'nothing'} (exit status {proc.returncode}), "
+                "not 'Version: X.Y'"
+            )
+        self._version = m.group(1)
+        return self._version
 
     def version(self) -> str:
         if self._version is None:

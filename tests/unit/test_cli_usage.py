@@ -101,6 +101,17 @@ def test_extra_args_the_rpc_backend_cannot_pass_are_refused(tmp_path: Path) -> N
     assert sorted(p.name for p in tmp_path.iterdir()) == ["short.toml"]
 
 
+# --- the criu binary --------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="run refuses a non-root user first")
+def test_a_binary_that_is_not_criu_is_refused_before_anything_starts(tmp_path: Path) -> None:
+    line = refused(harness("run", "dgram-echo", "--criu-binary", "/bin/false", tmpdir=tmp_path),
+                   "/bin/false", "not CRIU", "Version: X.Y")
+    assert "unknown" not in line
+    assert list(tmp_path.iterdir()) == []  # no run directory, no workload
+
+
 # --- unreadable files, as a user who may not read them -------------------------------------------
 
 
