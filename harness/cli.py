@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from harness import artifacts, compare, matrix, preflight, report, reproduce, rundir, scenario
-from harness.criu import BACKENDS, get_backend
+from harness.criu import BACKENDS, DEFAULT_TIMEOUT_S, get_backend
 from harness.errors import HarnessError, UsageError
 from harness.plan import PLANS
 from harness.result import RunReport
@@ -39,7 +39,7 @@ def _run(args: argparse.Namespace) -> int:
         rundir.check_output_dir(args.report, "--report")
     if os.geteuid() != 0:
         raise UsageError("CRIU needs root: run as root (criu-harness check tells what else is missing)")
-    backend = get_backend(args.backend, args.criu_binary)
+    backend = get_backend(args.backend, args.criu_binary, args.criu_timeout, args.criu_fault)
     plans: list[str | None] = list(PLANS) if args.plan == "all" else [args.plan]
     run = RunReport(criu_version=backend.criu.version(), backend=backend.name)
     print(report.header(run), flush=True)
@@ -113,6 +113,8 @@ def _matrix(args: argparse.Namespace) -> int:
         threshold=args.threshold,
         previous=args.previous,
         criu_binary=args.criu_binary,
+        criu_timeout=args.criu_timeout,
+        criu_fault=args.criu_fault,
     )
     return 0 if night.run(lambda line: print(line, flush=True)).ok else 1
 
@@ -125,9 +127,11 @@ def _compare(args: argparse.Namespace) -> int:
     return 1 if result.regressions else 0
 
 
-def _at_least(kind: type[int] | type[float], minimum: float) -> Callable[[str], float]:
-    """An argparse type: a finite number of kind, at least minimum, with a one-line
-    complaint."""
+def _at_least(
+    kind: type[int] | type[float], minimum: float, above: bool = False
+) -> Callable[[str], float]:
+    """An argparse type: a finite number of kind, at least minimum (above it, if above), with a
+    one-line complaint."""
     name = "a whole number" if kind is int else "a number"
 
     def parse(text: str) -> float:
@@ -137,8 +141,9 @@ def _at_least(kind: type[int] | type[float], minimum: float) -> Callable[[str], 
             raise argparse.ArgumentTypeError(f"not {name}: {text!r}") from None
         if not math.isfinite(value):
             raise argparse.ArgumentTypeError(f"must be a finite number, not {text!r}")
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be at least {minimum:g}, not {value}")
+        if value < minimum or (above and value == minimum):
+            bound = "greater than" if above else "at least"
+            raise argparse.ArgumentTypeError(f"must be {bound} {minimum:g}, not {value}")
         return value
 
     return parse
@@ -146,10 +151,20 @@ def _at_least(kind: type[int] | type[float], minimum: float) -> Callable[[str], 
 
 _positive = _at_least(int, 1)
 _fraction = _at_least(float, 0)
+_seconds = _at_least(float, 0, above=True)
 
 
 def _criu_binary(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--criu-binary", metavar="PATH", help="the criu binary (default: criu on PATH)")
+
+
+def _criu_action(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--criu-timeout", type=_seconds, metavar="SECONDS",
+                        help="kill a CRIU action that runs longer, and roll back (default: the "
+                             f"scenario's [criu] timeout, else {DEFAULT_TIMEOUT_S:g})")
+    parser.add_argument("--criu-fault", type=_positive, metavar="N",
+                        help="CRIU fault injection: CRIU_FAULT=N for every CRIU action (1: dump "
+                             "early, 2: restore root only, 3: dump pages, ...)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -169,6 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="write DIR/results.json, and keep failures' artifacts in DIR/artifacts")
     run.add_argument("--keep", action="store_true", help="keep artifacts of passing runs too")
     _criu_binary(run)
+    _criu_action(run)
     run.set_defaults(func=_run)
 
     lst = commands.add_parser("list", help="list the built-in scenarios")
@@ -210,6 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
     mtx.add_argument("--threshold", type=_fraction, default=compare.DEFAULT_THRESHOLD,
                      help="median downtime growth that counts as a regression (default: 0.2 = +20%%)")
     _criu_binary(mtx)
+    _criu_action(mtx)
     mtx.set_defaults(func=_matrix)
 
     cmp = commands.add_parser("compare", help="compare two runs' results; exit 1 on a regression")

@@ -129,6 +129,8 @@ class Night:
         threshold: float = DEFAULT_THRESHOLD,
         previous: Path | None = None,
         criu_binary: str | None = None,
+        criu_timeout: float | None = None,
+        criu_fault: int | None = None,
     ) -> None:
         if iterations < 1:
             raise UsageError(f"iterations must be at least 1, not {iterations}")
@@ -136,7 +138,9 @@ class Night:
             raise UsageError(f"threshold must be a finite number, at least 0, not {threshold}")
         # Everything is resolved before the first workload starts: a typo fails in a second.
         check_output_dir(out, "--out")
-        self.backends: dict[str, Backend] = {b: get_backend(b, criu_binary) for b in backends}
+        self.backends: dict[str, Backend] = {
+            b: get_backend(b, criu_binary, criu_timeout, criu_fault) for b in backends
+        }
         if names:
             self.scenarios = [scenario.find(n) for n in names]
             self.broken: list[tuple[str, str]] = []

@@ -80,6 +80,8 @@ class CriuSpec:
             **{k: v for k, v in merged.items() if k in CRIU_FLAGS},
             network_lock=merged.get("network_lock"),
             extra_args=tuple(merged.get("extra_args", ())),
+            timeout=merged.get("timeout"),
+            fault=merged.get("fault"),
         )
 
 
@@ -271,6 +273,7 @@ _BUILD = {"sources": list, "output": str, "flags": list}
 _CRIU = {
     **{flag: bool for flag in CRIU_FLAGS},
     "network_lock": str, "extra_args": list, "dump": dict, "restore": dict,
+    "timeout": float, "fault": int,
 }
 _EXPECT = {
     "outcome": str, "action": str, "signature": str, "max_lost": int, "max_client_errors": int,
@@ -385,6 +388,10 @@ def _criu(check: _Checker, raw: Any) -> CriuSpec:
                 config_lines(tuple(extra))  # what the rpc backend can pass on, both can
             except ValueError as exc:
                 check.problem((*where, "extra_args"), str(exc))
+        if "timeout" in s:
+            check.positive(s["timeout"], (*where, "timeout"))
+        if "fault" in s:
+            check.positive(s["fault"], (*where, "fault"))
         return s
 
     common = section(raw, ("criu",), nested=True)

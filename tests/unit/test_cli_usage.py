@@ -57,6 +57,15 @@ def test_threshold_must_be_finite(tmp_path: Path, value: str) -> None:
     refused(harness("compare", str(old), str(old), f"--threshold={value}"), "--threshold", value)
 
 
+@pytest.mark.parametrize("option, value", [
+    ("--criu-timeout", "0"), ("--criu-timeout", "nan"), ("--criu-timeout", "inf"),
+    ("--criu-fault", "0"), ("--criu-fault", "x"),
+])
+def test_run_options_must_be_sane_numbers(tmp_path: Path, option: str, value: str) -> None:
+    refused(harness("run", "dgram-echo", option, value, tmpdir=tmp_path), option)
+    assert list(tmp_path.iterdir()) == []
+
+
 # --- output paths, checked before anything runs ------------------------------------------------
 
 
@@ -99,6 +108,16 @@ def test_extra_args_the_rpc_backend_cannot_pass_are_refused(tmp_path: Path) -> N
     line = refused(harness("run", str(path), tmpdir=tmp_path), f"{path}:", "criu.extra_args", "-v")
     assert ":21:" in line  # the line of extra_args
     assert sorted(p.name for p in tmp_path.iterdir()) == ["short.toml"]
+
+
+def test_timeout_and_fault_in_a_scenario_are_checked(tmp_path: Path) -> None:
+    text = (SCENARIOS / "dgram-echo.toml").read_text()
+    path = tmp_path / "bad.toml"
+    path.write_text(text.replace("[expect]\n", "[criu.dump]\ntimeout = 0\nfault = -3\n\n[expect]\n", 1))
+    proc = harness("run", str(path), tmpdir=tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "criu.dump.timeout: must be greater than 0" in proc.stderr
+    assert "criu.dump.fault: must be greater than 0" in proc.stderr
 
 
 # --- the criu binary --------------------------------------------------------------------------
