@@ -50,20 +50,24 @@ def _run(args: argparse.Namespace) -> int:
         [16, *(len(s.name) + (len(p) + 2 if p not in (None, "server-first") else 0)
                for s in scenarios for p in plans)]
     )
-    for s in scenarios:
-        for plan in plans:
-            result = ScenarioRun(
-                s,
-                backend,
-                plan=plan,
-                iterations=args.iterations,
-                keep="always" if args.keep else "failed",
-                bundle_into=bundle_into,
-            ).run()
-            run.scenarios.append(result)
-            print(report.line(result, width), flush=True)
-            if (not result.ok or result.outcome == "skipped") and result.reason:
-                print(f"    why: {result.reason}", flush=True)
+    try:
+        for s in scenarios:
+            for plan in plans:
+                result = ScenarioRun(
+                    s,
+                    backend,
+                    plan=plan,
+                    iterations=args.iterations,
+                    keep="always" if args.keep else "failed",
+                    bundle_into=bundle_into,
+                ).run()
+                run.scenarios.append(result)
+                print(report.line(result, width), flush=True)
+                if (not result.ok or result.outcome == "skipped") and result.reason:
+                    print(f"    why: {result.reason}", flush=True)
+    finally:
+        # An interrupted run keeps its directory too: this is where they stop piling up.
+        rundir.prune(args.keep_max, lambda line: print(line, flush=True))
     good = sum(1 for s in run.scenarios if s.ok)
     print(f"{good} of {len(run.scenarios)} scenario(s) as expected")
     if args.report:
@@ -116,7 +120,10 @@ def _matrix(args: argparse.Namespace) -> int:
         criu_timeout=args.criu_timeout,
         criu_fault=args.criu_fault,
     )
-    return 0 if night.run(lambda line: print(line, flush=True)).ok else 1
+    try:
+        return 0 if night.run(lambda line: print(line, flush=True)).ok else 1
+    finally:
+        rundir.prune(args.keep_max, lambda line: print(line, flush=True))
 
 
 def _compare(args: argparse.Namespace) -> int:
@@ -150,8 +157,20 @@ def _at_least(
 
 
 _positive = _at_least(int, 1)
+_count = _at_least(int, 0)
 _fraction = _at_least(float, 0)
 _seconds = _at_least(float, 0, above=True)
+
+
+def _keep_max_default() -> int:
+    """--keep-max's default: $CRIU_HARNESS_KEEP_MAX, else DEFAULT_KEEP_MAX."""
+    text = os.environ.get(rundir.KEEP_MAX_ENV)
+    if text is None:
+        return rundir.DEFAULT_KEEP_MAX
+    try:
+        return int(_count(text))
+    except argparse.ArgumentTypeError as exc:
+        raise UsageError(f"${rundir.KEEP_MAX_ENV}: {exc}") from None
 
 
 def _criu_binary(parser: argparse.ArgumentParser) -> None:
@@ -165,6 +184,13 @@ def _criu_action(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--criu-fault", type=_positive, metavar="N",
                         help="CRIU fault injection: CRIU_FAULT=N for every CRIU action (1: dump "
                              "early, 2: restore root only, 3: dump pages, ...)")
+
+
+def _keep_max(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--keep-max", type=_count, default=None, metavar="N",
+                        help="kept run directories to leave in the temp directory; older ones "
+                             f"are pruned (default: ${rundir.KEEP_MAX_ENV}, else "
+                             f"{rundir.DEFAULT_KEEP_MAX})")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -183,6 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--report", type=Path, metavar="DIR",
                      help="write DIR/results.json, and keep failures' artifacts in DIR/artifacts")
     run.add_argument("--keep", action="store_true", help="keep artifacts of passing runs too")
+    _keep_max(run)
     _criu_binary(run)
     _criu_action(run)
     run.set_defaults(func=_run)
@@ -225,6 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="compare with these results (default: the latest dated directory in --out)")
     mtx.add_argument("--threshold", type=_fraction, default=compare.DEFAULT_THRESHOLD,
                      help="median downtime growth that counts as a regression (default: 0.2 = +20%%)")
+    _keep_max(mtx)
     _criu_binary(mtx)
     _criu_action(mtx)
     mtx.set_defaults(func=_matrix)
@@ -245,6 +273,8 @@ _BAD_INPUT = {errno.ENOENT, errno.EACCES, errno.EPERM, errno.EISDIR, errno.ENOTD
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
+        if getattr(args, "keep_max", 0) is None:
+            args.keep_max = _keep_max_default()
         func: Callable[[argparse.Namespace], int] = args.func
         return func(args)
     except UsageError as exc:

@@ -59,10 +59,16 @@ def test_threshold_must_be_finite(tmp_path: Path, value: str) -> None:
 
 @pytest.mark.parametrize("option, value", [
     ("--criu-timeout", "0"), ("--criu-timeout", "nan"), ("--criu-timeout", "inf"),
-    ("--criu-fault", "0"), ("--criu-fault", "x"),
+    ("--criu-fault", "0"), ("--criu-fault", "x"), ("--keep-max", "-1"),
 ])
 def test_run_options_must_be_sane_numbers(tmp_path: Path, option: str, value: str) -> None:
     refused(harness("run", "dgram-echo", option, value, tmpdir=tmp_path), option)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_keep_max_from_the_environment_is_checked(tmp_path: Path) -> None:
+    proc = harness("run", "dgram-echo", tmpdir=tmp_path, env={"CRIU_HARNESS_KEEP_MAX": "lots"})
+    refused(proc, "CRIU_HARNESS_KEEP_MAX", "lots")
     assert list(tmp_path.iterdir()) == []
 
 
