@@ -19,7 +19,8 @@ from harness.criu.options import NETWORK_LOCKS, CriuOptions, config_lines
 from harness.errors import UsageError
 from harness.plan import DEFAULT_PLAN, PLANS
 
-SCENARIO_DIR = Path(__file__).resolve().parent.parent / "scenarios"
+# harness/scenarios links to the checkout's scenarios/, and is a copy of it in a wheel.
+SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"
 PLACEHOLDERS = ("run_dir", "python", "scenario_dir", "name")
 _PLACEHOLDER = re.compile(r"\{(" + "|".join(PLACEHOLDERS) + r")\}")
 CRIU_FLAGS = ("shell_job", "ext_unix_sk", "tcp_established", "leave_stopped")
