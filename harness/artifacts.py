@@ -19,6 +19,7 @@ import json
 import os
 import stat
 import tarfile
+import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,7 @@ from harness.errors import UsageError
 from harness.fields import FieldError, Fields, JsonObject
 from harness.images import image_sets, summarize
 from harness.result import ScenarioResult
+from harness.rundir import check_output_file
 
 __all__ = [
     "CALLS",
@@ -230,7 +232,11 @@ def _anonymous(info: tarfile.TarInfo) -> tarfile.TarInfo:
 
 def bundle(run_dir: Path, out: Path | None = None) -> Path:
     """Pack a kept run directory into one .tar.gz (paths inside start with the directory's
-    name, never with '/'); by default next to the directory. Returns the bundle's path."""
+    name, never with '/'); by default next to the directory. Returns the bundle's path.
+
+    The bundle holds the workloads' memory (pages-*.img), so it is written mode 0600, under a
+    temporary name in the same directory and renamed when complete: a failure leaves nothing.
+    """
     run_dir = run_dir.resolve()
     if not run_dir.is_dir():
         raise UsageError(f"{run_dir}: not a directory")
@@ -239,16 +245,17 @@ def bundle(run_dir: Path, out: Path | None = None) -> Path:
     out = (out or run_dir.with_name(run_dir.name + ".tar.gz")).resolve()
     if out.is_relative_to(run_dir):
         raise UsageError(f"{out}: the bundle cannot be written inside the directory it packs")
-    partial = out.with_name(out.name + ".partial")
+    check_output_file(out, "bundle")
     paths = [run_dir, *sorted(run_dir.rglob("*"))]
+    fd, partial = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent)
     try:
-        with tarfile.open(partial, "w:gz") as tar:
+        with os.fdopen(fd, "wb") as f, tarfile.open(fileobj=f, mode="w:gz") as tar:
             for path in paths:
                 if _packable(path):
                     arcname = str(Path(run_dir.name, path.relative_to(run_dir)))
                     tar.add(path, arcname=arcname, recursive=False, filter=_anonymous)
+        os.replace(partial, out)
     except BaseException:
-        partial.unlink(missing_ok=True)
+        Path(partial).unlink(missing_ok=True)
         raise
-    os.replace(partial, out)
     return out

@@ -7,14 +7,25 @@ expected and 1 otherwise.
 from __future__ import annotations
 
 import argparse
+import errno
+import math
 import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from harness import artifacts, compare, matrix, preflight, report, reproduce, scenario
-from harness.criu import BACKENDS, get_backend
+from harness import (
+    artifacts,
+    compare,
+    matrix,
+    preflight,
+    report,
+    reproduce,
+    rundir,
+    scenario,
+)
+from harness.criu import BACKENDS, DEFAULT_TIMEOUT_S, get_backend
 from harness.errors import HarnessError, UsageError
 from harness.plan import PLANS
 from harness.result import Keep, Outcome, RunReport
@@ -33,9 +44,11 @@ class _Parser(argparse.ArgumentParser):
 def _run(args: argparse.Namespace) -> int:
     names = args.scenarios or list(DEFAULT_SCENARIOS)
     scenarios = [scenario.find(n) for n in names]  # all validated before anything starts
+    if args.report:
+        rundir.check_output_dir(args.report, "--report")
     if os.geteuid() != 0:
         raise UsageError("CRIU needs root: run as root (criu-harness check tells what else is missing)")
-    backend = get_backend(args.backend, args.criu_binary)
+    backend = get_backend(args.backend, args.criu_binary, args.criu_timeout, args.criu_fault)
     plans: list[str | None] = list(PLANS) if args.plan == "all" else [args.plan]
     run = RunReport(criu_version=backend.criu.version(), backend=backend.name)
     print(report.header(run), flush=True)
@@ -46,20 +59,24 @@ def _run(args: argparse.Namespace) -> int:
         [16, *(len(s.name) + (len(p) + 2 if p not in (None, "server-first") else 0)
                for s in scenarios for p in plans)]
     )
-    for s in scenarios:
-        for plan in plans:
-            result = ScenarioRun(
-                s,
-                backend,
-                plan=plan,
-                iterations=args.iterations,
-                keep=Keep.ALWAYS if args.keep else Keep.FAILED,
-                bundle_into=bundle_into,
-            ).run()
-            run.scenarios.append(result)
-            print(report.line(result, width), flush=True)
-            if (not result.ok or result.outcome is Outcome.SKIPPED) and result.reason:
-                print(f"    why: {result.reason}", flush=True)
+    try:
+        for s in scenarios:
+            for plan in plans:
+                result = ScenarioRun(
+                    s,
+                    backend,
+                    plan=plan,
+                    iterations=args.iterations,
+                    keep=Keep.ALWAYS if args.keep else Keep.FAILED,
+                    bundle_into=bundle_into,
+                ).run()
+                run.scenarios.append(result)
+                print(report.line(result, width), flush=True)
+                if (not result.ok or result.outcome is Outcome.SKIPPED) and result.reason:
+                    print(f"    why: {result.reason}", flush=True)
+    finally:
+        # An interrupted run keeps its directory too: this is where they stop piling up.
+        rundir.prune(args.keep_max, lambda line: print(line, flush=True))
     good = sum(1 for s in run.scenarios if s.ok)
     print(f"{good} of {len(run.scenarios)} scenario(s) as expected")
     if args.report:
@@ -109,8 +126,13 @@ def _matrix(args: argparse.Namespace) -> int:
         threshold=args.threshold,
         previous=args.previous,
         criu_binary=args.criu_binary,
+        criu_timeout=args.criu_timeout,
+        criu_fault=args.criu_fault,
     )
-    return 0 if night.run(lambda line: print(line, flush=True)).ok else 1
+    try:
+        return 0 if night.run(lambda line: print(line, flush=True)).ok else 1
+    finally:
+        rundir.prune(args.keep_max, lambda line: print(line, flush=True))
 
 
 def _compare(args: argparse.Namespace) -> int:
@@ -121,8 +143,11 @@ def _compare(args: argparse.Namespace) -> int:
     return 1 if result.regressions else 0
 
 
-def _at_least(kind: type[int] | type[float], minimum: float) -> Callable[[str], float]:
-    """An argparse type: a number of kind, at least minimum, with a one-line complaint."""
+def _at_least(
+    kind: type[int] | type[float], minimum: float, above: bool = False
+) -> Callable[[str], float]:
+    """An argparse type: a finite number of kind, at least minimum (above it, if above), with a
+    one-line complaint."""
     name = "a whole number" if kind is int else "a number"
 
     def parse(text: str) -> float:
@@ -130,19 +155,51 @@ def _at_least(kind: type[int] | type[float], minimum: float) -> Callable[[str], 
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"not {name}: {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be at least {minimum:g}, not {value}")
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"must be a finite number, not {text!r}")
+        if value < minimum or (above and value == minimum):
+            bound = "greater than" if above else "at least"
+            raise argparse.ArgumentTypeError(f"must be {bound} {minimum:g}, not {value}")
         return value
 
     return parse
 
 
 _positive = _at_least(int, 1)
+_count = _at_least(int, 0)
 _fraction = _at_least(float, 0)
+_seconds = _at_least(float, 0, above=True)
+
+
+def _keep_max_default() -> int:
+    """--keep-max's default: $CRIU_HARNESS_KEEP_MAX, else DEFAULT_KEEP_MAX."""
+    text = os.environ.get(rundir.KEEP_MAX_ENV)
+    if text is None:
+        return rundir.DEFAULT_KEEP_MAX
+    try:
+        return int(_count(text))
+    except argparse.ArgumentTypeError as exc:
+        raise UsageError(f"${rundir.KEEP_MAX_ENV}: {exc}") from None
 
 
 def _criu_binary(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--criu-binary", metavar="PATH", help="the criu binary (default: criu on PATH)")
+
+
+def _criu_action(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--criu-timeout", type=_seconds, metavar="SECONDS",
+                        help="kill a CRIU action that runs longer, and roll back (default: the "
+                             f"scenario's [criu] timeout, else {DEFAULT_TIMEOUT_S:g})")
+    parser.add_argument("--criu-fault", type=_positive, metavar="N",
+                        help="CRIU fault injection: CRIU_FAULT=N for every CRIU action (1: dump "
+                             "early, 2: restore root only, 3: dump pages, ...)")
+
+
+def _keep_max(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--keep-max", type=_count, default=None, metavar="N",
+                        help="kept run directories to leave in the temp directory; older ones "
+                             f"are pruned (default: ${rundir.KEEP_MAX_ENV}, else "
+                             f"{rundir.DEFAULT_KEEP_MAX})")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -161,7 +218,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--report", type=Path, metavar="DIR",
                      help="write DIR/results.json, and keep failures' artifacts in DIR/artifacts")
     run.add_argument("--keep", action="store_true", help="keep artifacts of passing runs too")
+    _keep_max(run)
     _criu_binary(run)
+    _criu_action(run)
     run.set_defaults(func=_run)
 
     lst = commands.add_parser("list", help="list the built-in scenarios")
@@ -202,7 +261,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="compare with these results (default: the latest dated directory in --out)")
     mtx.add_argument("--threshold", type=_fraction, default=compare.DEFAULT_THRESHOLD,
                      help="median downtime growth that counts as a regression (default: 0.2 = +20%%)")
+    _keep_max(mtx)
     _criu_binary(mtx)
+    _criu_action(mtx)
     mtx.set_defaults(func=_matrix)
 
     cmp = commands.add_parser("compare", help="compare two runs' results; exit 1 on a regression")
@@ -214,10 +275,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# A file the user named that is not there, or not readable: bad input, not a failure.
+_BAD_INPUT = {errno.ENOENT, errno.EACCES, errno.EPERM, errno.EISDIR, errno.ENOTDIR, errno.EROFS}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    func: Callable[[argparse.Namespace], int] = args.func
     try:
+        args = build_parser().parse_args(argv)
+        if getattr(args, "keep_max", 0) is None:
+            args.keep_max = _keep_max_default()
+        func: Callable[[argparse.Namespace], int] = args.func
         return func(args)
     except UsageError as exc:
         print(f"criu-harness: {exc}", file=sys.stderr)
@@ -225,6 +292,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except HarnessError as exc:
         print(f"criu-harness: {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"criu-harness: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 2 if exc.errno in _BAD_INPUT else 1
     except KeyboardInterrupt:
         print("criu-harness: interrupted; every workload was stopped", file=sys.stderr)
         return 130

@@ -9,7 +9,7 @@ from pathlib import Path
 from harness.artifacts import bundle, write_artifacts
 from harness.criu import Backend
 from harness.result import Keep, ScenarioResult
-from harness.rundir import RunDir
+from harness.rundir import RunDir, private_dir
 
 __all__ = ["RESULT", "drop_pages", "keep_or_remove"]
 
@@ -38,7 +38,7 @@ def keep_or_remove(
     if bundle_into is not None:
         # The report holds the evidence while the run directory stays where it ran: CRIU's
         # images name files by absolute path, so a moved run could not be restored again.
-        bundle_into.mkdir(parents=True, exist_ok=True)
+        private_dir(bundle_into)  # bundles hold memory images: 0700
         target = bundle_into / f"{run_dir.path.name}.tar.gz"
         result.bundle = str(bundle(run_dir.path, target))
 

@@ -14,6 +14,7 @@ One night writes one dated directory under the base directory::
 from __future__ import annotations
 
 import json
+import math
 import re
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -26,6 +27,7 @@ from harness.compare import DEFAULT_THRESHOLD, Comparison, compare, load_results
 from harness.criu import BACKENDS, Backend, get_backend
 from harness.errors import HarnessError, UsageError
 from harness.result import Keep, RunReport, ScenarioResult
+from harness.rundir import check_output_dir, private_dir
 from harness.runner import ScenarioRun
 
 __all__ = [
@@ -89,12 +91,12 @@ def dated_dirs(base: Path) -> list[Path]:
 
 
 def _new_dated_dir(base: Path, now: datetime) -> Path:
-    base.mkdir(parents=True, exist_ok=True)
+    private_dir(base)  # nights hold bundles of memory images: 0700, like everything made here
     stamp = now.strftime(STAMP_FORMAT)
     for n in range(100):
         path = base / (stamp if n == 0 else f"{stamp}-{n}")
         try:
-            path.mkdir()
+            path.mkdir(mode=0o700)
         except FileExistsError:
             continue
         return path
@@ -125,13 +127,18 @@ class Night:
         threshold: float = DEFAULT_THRESHOLD,
         previous: Path | None = None,
         criu_binary: str | None = None,
+        criu_timeout: float | None = None,
+        criu_fault: int | None = None,
     ) -> None:
         if iterations < 1:
             raise UsageError(f"iterations must be at least 1, not {iterations}")
-        if threshold < 0:
-            raise UsageError(f"threshold must be at least 0, not {threshold}")
+        if not math.isfinite(threshold) or threshold < 0:
+            raise UsageError(f"threshold must be a finite number, at least 0, not {threshold}")
         # Everything is resolved before the first workload starts: a typo fails in a second.
-        self.backends: dict[str, Backend] = {b: get_backend(b, criu_binary) for b in backends}
+        check_output_dir(out, "--out")
+        self.backends: dict[str, Backend] = {
+            b: get_backend(b, criu_binary, criu_timeout, criu_fault) for b in backends
+        }
         if names:
             self.scenarios = [scenario.find(n) for n in names]
             self.broken: list[tuple[str, str]] = []

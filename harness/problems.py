@@ -8,12 +8,16 @@ fixture by the name of its argument.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 Keys = tuple[str | int, ...]
+# The longest wait a scenario may ask for (a deadline, a timeout, a delay): an hour is more than
+# any migration takes, and a typo like 1e9 must not hang a run for thirty years.
+MAX_SECONDS = 3600.0
 # How a front names a key (the keys down to it) inside a message: a scenario file by the key
 # itself ("required with log"), the fixture by its argument ("required with ready_log").
 Naming = Callable[[Keys], str]
@@ -60,10 +64,17 @@ class Problems:
         except re.error as exc:
             self.add((key,), f"bad regular expression: {exc}")
 
-    def positive(self, value: float, key: str, zero_ok: bool = False) -> None:
-        if value < 0 or (value == 0 and not zero_ok):
-            least = "at least 0" if zero_ok else "greater than 0"
+    def positive(
+        self, value: float, key: str, zero_ok: bool = False, most: float | None = None
+    ) -> None:
+        """A number in range: inf or NaN would hang a run or switch a check off silently."""
+        least = "at least 0" if zero_ok else "greater than 0"
+        if not math.isfinite(value):
+            self.add((key,), f"must be a finite number {least}, not {value}")
+        elif value < 0 or (value == 0 and not zero_ok):
             self.add((key,), f"must be {least}, not {value}")
+        elif most is not None and value > most:
+            self.add((key,), f"must be at most {most:g}, not {value:g}")
 
 
 def type_name(value: Any) -> str:

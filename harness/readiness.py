@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 from harness.errors import WorkloadError
-from harness.problems import Problems
+from harness.problems import MAX_SECONDS, Problems
 from harness.progress import LogProgress
 from harness.verification import received_since
 from harness.waiting import DeadlinePassed, wait_for
@@ -182,7 +182,7 @@ class DelayReady(Readiness):
     @classmethod
     def check(cls, values: Mapping[str, Any], problems: Problems) -> None:
         if "delay" in values:
-            problems.positive(values["delay"], "delay")
+            problems.positive(values["delay"], "delay", most=MAX_SECONDS)
 
     @classmethod
     def of(cls, values: Mapping[str, Any], timeout: float) -> Readiness:
@@ -211,7 +211,7 @@ def from_keys(values: Mapping[str, Any], problems: Problems) -> Readiness | None
         if any(key in values for key in kind.takes):
             kind.check(values, problems)
     if "timeout" in values:
-        problems.positive(values["timeout"], "timeout")
+        problems.positive(values["timeout"], "timeout", most=MAX_SECONDS)
     if len(problems) > before:
         return None
     return named[0].of(values, float(values.get("timeout", 10.0)))

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from harness.criu.log import message
 from harness.result import RunReport, ScenarioResult
+from harness.rundir import private_dir
 
 RESULTS = "results.json"
 
@@ -45,6 +46,6 @@ def header(report: RunReport) -> str:
 
 
 def write(report: RunReport, directory: Path) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
+    private_dir(directory)  # its artifacts/ holds bundles of memory images
     return report.write(directory / RESULTS)
 

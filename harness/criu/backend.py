@@ -2,25 +2,41 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import shutil
 import signal
 import subprocess
+import threading
 import time
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import ClassVar
+from typing import IO, ClassVar
 
-from harness.criu.log import log_signature
+import psutil
+
+from harness.criu.log import last_message, log_signature
 from harness.criu.options import Action, CriuOptions
 from harness.errors import CriuError, UsageError
 from harness.fields import FieldError, Fields, JsonObject
+from harness.rundir import private_dir
 
 # How long an interrupted harness lets a running CRIU finish: killing CRIU in the middle of a
 # dump can leave the task with CRIU's parasite code in it, so it is the last resort.
 INTERRUPT_GRACE_S = 30.0
+# How long one CRIU action may take unless told otherwise (--criu-timeout, [criu] timeout): a
+# CRIU that hangs keeps the workload frozen, so past this it is killed and the migration rolls
+# back like a failed dump. A 1 GiB process dumps in about 3 s here.
+DEFAULT_TIMEOUT_S = 60.0
+# `criu --version` answers at once; a binary that does not is not CRIU.
+VERSION_TIMEOUT_S = 10.0
+# What `criu --version` prints first: "Version: 4.2.1".
+_VERSION = re.compile(r"^Version:\s*(\d+\.\d+(?:\.\d+)*)\s*$", re.MULTILINE)
+FAULT_ENV = "CRIU_FAULT"
 
 
 @dataclass
@@ -91,7 +107,35 @@ class CriuBinary:
             raise UsageError(
                 f"criu binary not found: {name!r} (run scripts/install-criu, or pass --criu-binary)"
             )
-        return cls(found)
+        criu = cls(found)
+        criu.check()
+        return criu
+
+    def check(self) -> str:
+        """The version, or a usage error if this binary does not answer --version as CRIU does
+        (``Version: X.Y``): a wrong --criu-binary is refused before any workload starts."""
+        try:
+            proc = subprocess.run(
+                [self.path, "--version"], capture_output=True, text=True, check=False,
+                stdin=subprocess.DEVNULL, timeout=VERSION_TIMEOUT_S,
+            )
+        except subprocess.TimeoutExpired:
+            raise UsageError(
+                f"criu binary {self.path}: not CRIU: '--version' did not answer within "
+                f"{VERSION_TIMEOUT_S:g} s"
+            ) from None
+        except OSError as exc:
+            raise UsageError(f"criu binary {self.path}: cannot run it: {exc.strerror}") from None
+        m = _VERSION.search(proc.stdout)
+        if m is None:
+            said = (proc.stdout.strip() or proc.stderr.strip()).splitlines()[:1]
+            raise UsageError(
+                f"criu binary {self.path}: not CRIU: '--version' printed "
+                f"{repr(said[0][:80]) if said else 'nothing'} (exit status {proc.returncode}), "
+                "not 'Version: X.Y'"
+            )
+        self._version = m.group(1)
+        return self._version
 
     def version(self) -> str:
         if self._version is None:
@@ -108,8 +152,13 @@ class Backend(ABC):
 
     name: ClassVar[str]
 
-    def __init__(self, binary: str | None = None) -> None:
+    def __init__(
+        self, binary: str | None = None, timeout: float | None = None, fault: int | None = None
+    ) -> None:
         self.criu = CriuBinary.find(binary)
+        # Set from the command line, these override every action's own (the scenario's).
+        self.timeout = check_timeout(timeout, "criu timeout")
+        self.fault = check_fault(fault, "criu fault")
 
     @abstractmethod
     def _dump(self, pid: int, opts: CriuOptions, call: CriuCall) -> None: ...
@@ -121,8 +170,19 @@ class Backend(ABC):
     def describe(self, action: Action, opts: CriuOptions, pid: int | None) -> JsonObject:
         """The exact options this backend passes to CRIU, for the artifacts."""
 
+    def effective(self, opts: CriuOptions) -> CriuOptions:
+        """The options an action runs with: this backend's timeout and fault, if set, over the
+        action's own; the default timeout if neither says. The call records these."""
+        timeout = self.timeout if self.timeout is not None else opts.timeout
+        return replace(
+            opts,
+            timeout=timeout if timeout is not None else DEFAULT_TIMEOUT_S,
+            fault=self.fault if self.fault is not None else opts.fault,
+        )
+
     def dump(self, pid: int, opts: CriuOptions) -> CriuCall:
         """Checkpoint the tree rooted at pid into opts.images_dir."""
+        opts = self.effective(opts)
         call = self._start("dump", opts, pid)
         try:
             self._dump(pid, opts, call)
@@ -132,6 +192,7 @@ class Backend(ABC):
 
     def restore(self, opts: CriuOptions) -> CriuCall:
         """Restore the tree in opts.images_dir, detached; ``restored_pid`` names its root."""
+        opts = self.effective(opts)
         call = self._start("restore", opts, None)
         try:
             call.restored_pid = self._restore(opts, call)
@@ -140,7 +201,7 @@ class Backend(ABC):
         return call
 
     def _start(self, action: Action, opts: CriuOptions, pid: int | None) -> CriuCall:
-        opts.images_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        private_dir(opts.images_dir)  # CRIU's images hold the workload's memory
         return CriuCall(
             action=action,
             backend=self.name,
@@ -156,13 +217,22 @@ class Backend(ABC):
         call: CriuCall,
         returncode: int | None = None,
         errno: int | None = None,
+        timed_out: float | None = None,
     ) -> CriuError:
         sig = -returncode if returncode is not None and returncode < 0 else None
+        signature = log_signature(call.log_path)
+        if timed_out is not None:
+            # Killed by the harness: what the log says last is wherever CRIU hung.
+            sig, signature = signal.SIGKILL, f"timed out after {timed_out:g} s"
+        elif sig is not None and signature is None:
+            # Killed (by itself, a fault, the OOM killer) before it could log an error.
+            last = last_message(call.log_path)
+            signature = f"killed by {_signal_name(sig)}" + (f" after: {last}" if last else "")
         err = CriuError(
             action=call.action,
             pid=call.pid,
             log_path=call.log_path,
-            signature=log_signature(call.log_path),
+            signature=signature,
             returncode=returncode if sig is None else None,
             errno=errno,
             signal=sig,
@@ -172,15 +242,131 @@ class Backend(ABC):
         return err
 
 
-def wait_criu(proc: subprocess.Popen[bytes]) -> int:
-    """Wait for a CRIU process; if the harness is interrupted meanwhile, let CRIU finish
-    (within a grace period) before passing the interrupt on, so no task is left half-dumped."""
+def _signal_name(sig: int) -> str:
     try:
-        return proc.wait()
-    except BaseException:
+        return signal.Signals(sig).name
+    except ValueError:
+        return f"signal {sig}"
+
+
+def check_timeout(value: float | None, what: str) -> float | None:
+    if value is not None and (not math.isfinite(value) or value <= 0):
+        raise UsageError(f"{what} must be a number of seconds greater than 0, not {value}")
+    return value
+
+
+def check_fault(value: int | None, what: str) -> int | None:
+    # CRIU refuses codes out of its range itself (their range grows with its versions).
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise UsageError(f"{what} must be a CRIU fault code (a whole number from 1), not {value!r}")
+    return value
+
+
+def criu_env(opts: CriuOptions) -> dict[str, str]:
+    """CRIU's environment: the harness's, with CRIU_FAULT only if the options ask for a fault
+    (an inherited one would inject a fault that no call record shows)."""
+    env = {k: v for k, v in os.environ.items() if k != FAULT_ENV}
+    if opts.fault is not None:
+        env[FAULT_ENV] = str(opts.fault)
+    return env
+
+
+def env_record(opts: CriuOptions) -> JsonObject:
+    """What the call record says about CRIU's environment (only what the harness set)."""
+    return {"env": {FAULT_ENV: str(opts.fault)}} if opts.fault is not None else {}
+
+
+class CriuProcess:
+    """A running CRIU (``criu ACTION`` or ``criu swrk``) with a deadline: past it, CRIU and its
+    process group are killed and ``timed_out`` is set.
+
+    It runs in its own session: a Ctrl-C at the terminal reaches the harness, which lets CRIU
+    finish (within a grace period) rather than leave a task half-dumped.
+    """
+
+    def __init__(
+        self, argv: Sequence[str], out: IO[bytes], opts: CriuOptions, pass_fds: Sequence[int] = ()
+    ) -> None:
+        self.timeout = opts.timeout if opts.timeout is not None else DEFAULT_TIMEOUT_S
+        self.deadline = time.monotonic() + self.timeout
+        self.timed_out = False
+        self.proc = subprocess.Popen(
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            pass_fds=list(pass_fds),
+            env=criu_env(opts),
+        )
+
+    def _left(self) -> float:
+        return max(0.0, self.deadline - time.monotonic())
+
+    def _kill(self) -> None:
+        # Only while not yet reaped (no other code waits for it), so its pid is still its own.
+        if self.proc.returncode is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    def _reap_group(self, timeout: float = 2.0) -> None:
+        """Collect what the kill left: CRIU's own children die with it, and come to the
+        harness (a child subreaper) as zombies that nothing else would wait for."""
+        pgid = self.proc.pid
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            left = []
+            for child in psutil.Process().children():
+                try:
+                    if os.getpgid(child.pid) != pgid:
+                        continue
+                    if child.status() == psutil.STATUS_ZOMBIE:
+                        os.waitpid(child.pid, os.WNOHANG)
+                    else:
+                        left.append(child)
+                except (OSError, psutil.Error):
+                    continue
+            if not left:
+                return
+            time.sleep(0.01)
+
+    def _expire(self) -> None:
+        self.timed_out = True
+        self._kill()
+
+    @contextmanager
+    def watchdog(self) -> Iterator[None]:
+        """Kill CRIU if it is still running at the deadline while the block blocks on it (the
+        RPC backend waits in pycriu's recv, not in wait()). The timer is stopped before the
+        block ends, so it never signals a process that was reaped meanwhile."""
+        timer = threading.Timer(self._left(), self._expire)
+        timer.daemon = True
+        timer.start()
         try:
-            proc.wait(timeout=INTERRUPT_GRACE_S)
+            yield
+        finally:
+            timer.cancel()
+            timer.join()
+
+    def wait(self) -> int:
+        """CRIU's exit status, once it exits or is killed at the deadline. If the harness is
+        interrupted meanwhile, CRIU is let finish (within a grace period and the deadline)
+        before the interrupt is passed on, so no task is left half-dumped."""
+        try:
+            try:
+                rc = self.proc.wait(timeout=self._left())
+            except subprocess.TimeoutExpired:
+                self._expire()
+                rc = self.proc.wait()
+            if self.timed_out:
+                self._reap_group()
+            return rc
         except BaseException:
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
-        raise
+            try:
+                self.proc.wait(timeout=min(INTERRUPT_GRACE_S, self._left()))
+            except BaseException:
+                self._kill()
+                self.proc.wait()
+            raise

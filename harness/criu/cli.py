@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import subprocess
-
-from harness.criu.backend import Backend, CriuCall, wait_criu
+from harness.criu.backend import Backend, CriuCall, CriuProcess, env_record
 from harness.criu.options import PIDFILE, Action, CriuOptions, cli_args
 from harness.errors import CriuError
 from harness.fields import JsonObject
@@ -14,21 +12,15 @@ class CliBackend(Backend):
     name = "cli"
 
     def describe(self, action: Action, opts: CriuOptions, pid: int | None) -> JsonObject:
-        return {"argv": [self.criu.path, *cli_args(action, opts, pid)]}
+        return {"argv": [self.criu.path, *cli_args(action, opts, pid)], **env_record(opts)}
 
     def _run(self, opts: CriuOptions, call: CriuCall) -> None:
         argv = call.options["argv"]
-        # Its own session: a Ctrl-C at the terminal reaches the harness, which lets CRIU finish.
         with (opts.images_dir / f"{call.action}.out").open("wb") as out:
-            proc = subprocess.Popen(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                pass_fds=[fd for _, fd in opts.inherit_fds],
-            )
-            rc = wait_criu(proc)
+            criu = CriuProcess(argv, out, opts, pass_fds=[fd for _, fd in opts.inherit_fds])
+            rc = criu.wait()
+        if criu.timed_out:
+            raise self._failure(call, timed_out=criu.timeout)
         if rc != 0:
             raise self._failure(call, returncode=rc)
 

@@ -53,3 +53,19 @@ def message(sig: str) -> str:
     """The message of a signature without CRIU's ``Error (file:line):`` source location,
     which changes from one CRIU version to the next."""
     return re.sub(r"^Error \([^)]*\):\s*", "", sig)
+
+
+# "(00.060407) fault: CRIU sudden detach": a line CRIU itself wrote, with its timestamp.
+_LINE = re.compile(r"^\(\s*[\d.]+\)\s+(?:\d+:\s+)?(?P<line>\S.*?)\s*$")
+
+
+def last_message(path: Path | None) -> str | None:
+    """CRIU's last own log line (its timestamp taken off): where it was when it was killed."""
+    if path is None or not path.exists():
+        return None
+    last = None
+    with path.open(errors="replace") as log:
+        for raw in log:
+            if m := _LINE.match(raw):
+                last = m.group("line")
+    return last

@@ -36,6 +36,10 @@ class CriuOptions:
     inherit_fds: tuple[tuple[str, int], ...] = field(default_factory=tuple)
     # Any other CRIU option, as on the command line ("--file-locks", "--ghost-limit", "1M").
     extra_args: tuple[str, ...] = ()
+    # Seconds the action may take before CRIU is killed (None: the backend's default), and
+    # CRIU's fault injection (CRIU_FAULT in its environment; None: no fault).
+    timeout: float | None = None
+    fault: int | None = None
 
     def __post_init__(self) -> None:
         if self.network_lock is not None and self.network_lock not in NETWORK_LOCKS:

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import os
 import socket
-import subprocess
 from typing import Any
 
-from harness.criu.backend import Backend, CriuCall, wait_criu
+from harness.criu.backend import Backend, CriuCall, CriuProcess, env_record
 from harness.criu.options import (
     RPC_CONFIG,
     Action,
@@ -29,11 +28,22 @@ def _pycriu() -> Any:
     return pycriu
 
 
+def rpc_config(extra_args: tuple[str, ...]) -> str:
+    """The CRIU configuration file that carries extra_args over RPC (which has no field for
+    arbitrary options); options it cannot express are a usage error."""
+    try:
+        return "\n".join(config_lines(extra_args)) + "\n"
+    except UsageError as exc:
+        raise UsageError(f"criu extra_args: {exc}") from None
+
+
 class RpcBackend(Backend):
     name = "rpc"
 
-    def __init__(self, binary: str | None = None) -> None:
-        super().__init__(binary)
+    def __init__(
+        self, binary: str | None = None, timeout: float | None = None, fault: int | None = None
+    ) -> None:
+        super().__init__(binary, timeout, fault)
         self.pycriu = _pycriu()
 
     def describe(self, action: Action, opts: CriuOptions, pid: int | None) -> JsonObject:
@@ -44,40 +54,42 @@ class RpcBackend(Backend):
             "images_dir": str(opts.images_dir),
             **rpc_fields(action, opts, pid),
             **({"inherit_fd": [list(p) for p in opts.inherit_fds]} if opts.inherit_fds else {}),
+            **env_record(opts),
         }
 
     def _request(self, opts: CriuOptions, call: CriuCall, pid: int | None) -> Any:
         pycriu = self.pycriu
         # pycriu would fork swrk itself, but in the harness's session (so a Ctrl-C would kill
-        # CRIU mid-dump) and without telling how it ended. Starting swrk here keeps both.
+        # CRIU mid-dump), without a deadline and without telling how it ended. Starting swrk
+        # here keeps all three, and gives it its environment (CRIU_FAULT).
+        if opts.extra_args:
+            (opts.images_dir / RPC_CONFIG).write_text(rpc_config(opts.extra_args))
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         inherit = [fd for _, fd in opts.inherit_fds]
-        if opts.extra_args:
-            conf = "\n".join(config_lines(opts.extra_args)) + "\n"
-            (opts.images_dir / RPC_CONFIG).write_text(conf)
         dirfd = os.open(opts.images_dir, os.O_RDONLY | os.O_DIRECTORY)
         try:
             with (opts.images_dir / f"{call.action}.out").open("wb") as out:
-                proc = subprocess.Popen(
+                criu = CriuProcess(
                     [self.criu.path, "swrk", str(theirs.fileno())],
-                    stdin=subprocess.DEVNULL,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
+                    out,
+                    opts,
                     pass_fds=[theirs.fileno(), *inherit],
                 )
             theirs.close()
             errno = None
             resp = None
             try:
-                c = pycriu.criu()
-                c.use_fd(ours.fileno())
-                c.opts.images_dir_fd = dirfd
-                for name, value in rpc_fields(call.action, opts, pid).items():
-                    setattr(c.opts, name, value)
-                for key, fd in opts.inherit_fds:
-                    c.opts.inherit_fd.add(key=key, fd=fd)
-                resp = c.dump() if call.action == "dump" else c.restore()
+                # pycriu blocks in recv until swrk answers: the watchdog kills a swrk that
+                # hangs, and the broken connection ends the wait.
+                with criu.watchdog():
+                    c = pycriu.criu()
+                    c.use_fd(ours.fileno())
+                    c.opts.images_dir_fd = dirfd
+                    for name, value in rpc_fields(call.action, opts, pid).items():
+                        setattr(c.opts, name, value)
+                    for key, fd in opts.inherit_fds:
+                        c.opts.inherit_fd.add(key=key, fd=fd)
+                    resp = c.dump() if call.action == "dump" else c.restore()
             except pycriu.CRIUExceptionExternal as exc:
                 errno = exc.errno
             except pycriu.CRIUException:
@@ -85,7 +97,9 @@ class RpcBackend(Backend):
             finally:
                 # Closing our end ends swrk's request loop.
                 ours.close()
-                rc = wait_criu(proc)
+                rc = criu.wait()
+            if resp is None and criu.timed_out:
+                raise self._failure(call, timed_out=criu.timeout)
             if resp is None:
                 raise self._failure(call, returncode=rc if rc != 0 else None, errno=errno)
             return resp

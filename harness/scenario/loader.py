@@ -26,7 +26,8 @@ from harness.scenario.model import (
     Verify,
 )
 
-SCENARIO_DIR = Path(__file__).resolve().parents[2] / "scenarios"
+# harness/scenarios links to the checkout's scenarios/, and is a copy of it in a wheel.
+SCENARIO_DIR = Path(__file__).resolve().parents[1] / "scenarios"
 
 
 class ScenarioError(UsageError):
@@ -43,7 +44,10 @@ _TOP = {
 }
 _PROCESS = {"role": str, "argv": list, "cwd": str, "env": dict, "ready": dict}
 _BUILD = {"sources": list, "output": str, "flags": list}
-_CRIU_ACTION = {**{flag: bool for flag in CRIU_FLAGS}, "network_lock": str, "extra_args": list}
+_CRIU_ACTION = {
+    **{flag: bool for flag in CRIU_FLAGS}, "network_lock": str, "extra_args": list,
+    "timeout": float, "fault": int,
+}
 _CRIU = {**_CRIU_ACTION, "dump": dict, "restore": dict}
 _EXPECT = {
     "outcome": str, "action": str, "signature": str, "max_lost": int, "max_client_errors": int,

@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from harness import readiness
-from harness.criu.options import NETWORK_LOCKS, CriuOptions
+from harness.criu.options import NETWORK_LOCKS, CriuOptions, config_lines
+from harness.errors import UsageError
 from harness.plan import DEFAULT_PLAN
-from harness.problems import Problems, type_name
+from harness.problems import MAX_SECONDS, Problems, type_name
 from harness.progress import EventProgress, LogProgress, Progress
 from harness.readiness import Readiness, StartedReady
 
@@ -20,7 +21,7 @@ PLACEHOLDERS = ("run_dir", "python", "scenario_dir", "name")
 _PLACEHOLDER = re.compile(r"\{(" + "|".join(PLACEHOLDERS) + r")\}")
 CRIU_FLAGS = ("shell_job", "ext_unix_sk", "tcp_established", "leave_stopped")
 # The keys of a [criu] table, for every action or in [criu.dump] and [criu.restore].
-CRIU_KEYS = (*CRIU_FLAGS, "network_lock", "extra_args")
+CRIU_KEYS = (*CRIU_FLAGS, "network_lock", "extra_args", "timeout", "fault")
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,8 @@ class CriuSpec:
             **{k: v for k, v in merged.items() if k in CRIU_FLAGS},
             network_lock=merged.get("network_lock"),
             extra_args=tuple(merged.get("extra_args", ())),
+            timeout=merged.get("timeout"),
+            fault=merged.get("fault"),
         )
 
     @classmethod
@@ -99,6 +102,15 @@ class CriuSpec:
             extra = section.get("extra_args", [])
             if not isinstance(extra, (list, tuple)) or not all(isinstance(a, str) for a in extra):
                 at.add(("extra_args",), "must be a list of strings")
+            else:
+                try:
+                    config_lines(tuple(extra))  # what the rpc backend can pass on, both can
+                except UsageError as exc:
+                    at.add(("extra_args",), str(exc))
+            if isinstance(section.get("timeout"), (int, float)):
+                at.positive(section["timeout"], "timeout", most=MAX_SECONDS)
+            if isinstance(section.get("fault"), int):
+                at.positive(section["fault"], "fault")
         return cls(sections["common"], sections["dump"], sections["restore"])
 
 
@@ -140,9 +152,10 @@ class Verify:
             problems.add(("pattern",), f"missing (required with {problems.name('log')})")
         if "pattern" in values:
             problems.regex(values["pattern"], "pattern")
-        for key in ("min_progress", "deadline"):
-            if key in values:
-                problems.positive(values[key], key)
+        if "min_progress" in values:
+            problems.positive(values["min_progress"], "min_progress", most=1_000_000)
+        if "deadline" in values:
+            problems.positive(values["deadline"], "deadline", most=MAX_SECONDS)
         return cls(**values) if len(problems) == before else None
 
     def progress(self, render: Callable[[str], str]) -> Progress:

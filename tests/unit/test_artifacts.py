@@ -131,3 +131,39 @@ def test_bundle_refuses_what_it_cannot_pack(tmp_path: Path) -> None:
         bundle(tmp_path)
     with pytest.raises(UsageError, match="not a directory"):
         bundle(tmp_path / "missing")
+
+
+def test_bundle_is_private_whatever_the_umask(tmp_path: Path) -> None:
+    run, _ = _run_dir(tmp_path)
+    old = os.umask(0o022)
+    try:
+        out = bundle(run)
+    finally:
+        os.umask(old)
+    assert out.stat().st_mode & 0o777 == 0o600  # it holds the workloads' memory
+
+
+def test_a_failed_bundle_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    run, _ = _run_dir(tmp_path)
+    out = tmp_path / "out"
+    out.mkdir()
+    added: list[str] = []
+
+    def add_then_fail(self: tarfile.TarFile, name: str, *args: Any, **kwargs: Any) -> None:
+        added.append(name)
+        if len(added) == 3:
+            raise OSError(5, "Input/output error", name)
+
+    monkeypatch.setattr(tarfile.TarFile, "add", add_then_fail)
+    with pytest.raises(OSError):
+        bundle(run, out / "x.tar.gz")
+    assert len(added) == 3 and list(out.iterdir()) == []
+
+
+def test_bundle_refuses_an_output_it_cannot_write(tmp_path: Path) -> None:
+    run, _ = _run_dir(tmp_path)
+    with pytest.raises(UsageError, match="no such directory"):
+        bundle(run, tmp_path / "missing" / "x.tar.gz")
+    with pytest.raises(UsageError, match="is a directory"):
+        bundle(run, tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [run.name]
