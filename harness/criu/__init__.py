@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from harness.criu.backend import DEFAULT_TIMEOUT_S, Backend, CriuBinary, CriuCall
+from harness.criu.backend import Backend, CriuBinary, CriuCall
 from harness.criu.cli import CliBackend
 from harness.criu.log import log_signature, signature
 from harness.criu.options import CriuOptions
+from harness.criu.process import DEFAULT_TIMEOUT_S
 from harness.criu.rpc import RpcBackend
 from harness.errors import UsageError
 

@@ -8,35 +8,23 @@ import re
 import shutil
 import signal
 import subprocess
-import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import IO, ClassVar
-
-import psutil
+from typing import ClassVar
 
 from harness.criu.log import last_message, log_signature
 from harness.criu.options import Action, CriuOptions
+from harness.criu.process import DEFAULT_TIMEOUT_S
 from harness.errors import CriuError, UsageError
 from harness.fields import FieldError, Fields, JsonObject
 from harness.rundir import private_dir
 
-# How long an interrupted harness lets a running CRIU finish: killing CRIU in the middle of a
-# dump can leave the task with CRIU's parasite code in it, so it is the last resort.
-INTERRUPT_GRACE_S = 30.0
-# How long one CRIU action may take unless told otherwise (--criu-timeout, [criu] timeout): a
-# CRIU that hangs keeps the workload frozen, so past this it is killed and the migration rolls
-# back like a failed dump. A 1 GiB process dumps in about 3 s here.
-DEFAULT_TIMEOUT_S = 60.0
 # `criu --version` answers at once; a binary that does not is not CRIU.
 VERSION_TIMEOUT_S = 10.0
 # What `criu --version` prints first: "Version: 4.2.1".
 _VERSION = re.compile(r"^Version:\s*(\d+\.\d+(?:\.\d+)*)\s*$", re.MULTILINE)
-FAULT_ENV = "CRIU_FAULT"
 
 
 @dataclass
@@ -260,113 +248,3 @@ def check_fault(value: int | None, what: str) -> int | None:
     if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
         raise UsageError(f"{what} must be a CRIU fault code (a whole number from 1), not {value!r}")
     return value
-
-
-def criu_env(opts: CriuOptions) -> dict[str, str]:
-    """CRIU's environment: the harness's, with CRIU_FAULT only if the options ask for a fault
-    (an inherited one would inject a fault that no call record shows)."""
-    env = {k: v for k, v in os.environ.items() if k != FAULT_ENV}
-    if opts.fault is not None:
-        env[FAULT_ENV] = str(opts.fault)
-    return env
-
-
-def env_record(opts: CriuOptions) -> JsonObject:
-    """What the call record says about CRIU's environment (only what the harness set)."""
-    return {"env": {FAULT_ENV: str(opts.fault)}} if opts.fault is not None else {}
-
-
-class CriuProcess:
-    """A running CRIU (``criu ACTION`` or ``criu swrk``) with a deadline: past it, CRIU and its
-    process group are killed and ``timed_out`` is set.
-
-    It runs in its own session: a Ctrl-C at the terminal reaches the harness, which lets CRIU
-    finish (within a grace period) rather than leave a task half-dumped.
-    """
-
-    def __init__(
-        self, argv: Sequence[str], out: IO[bytes], opts: CriuOptions, pass_fds: Sequence[int] = ()
-    ) -> None:
-        self.timeout = opts.timeout if opts.timeout is not None else DEFAULT_TIMEOUT_S
-        self.deadline = time.monotonic() + self.timeout
-        self.timed_out = False
-        self.proc = subprocess.Popen(
-            list(argv),
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            pass_fds=list(pass_fds),
-            env=criu_env(opts),
-        )
-
-    def _left(self) -> float:
-        return max(0.0, self.deadline - time.monotonic())
-
-    def _kill(self) -> None:
-        # Only while not yet reaped (no other code waits for it), so its pid is still its own.
-        if self.proc.returncode is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-
-    def _reap_group(self, timeout: float = 2.0) -> None:
-        """Collect what the kill left: CRIU's own children die with it, and come to the
-        harness (a child subreaper) as zombies that nothing else would wait for."""
-        pgid = self.proc.pid
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            left = []
-            for child in psutil.Process().children():
-                try:
-                    if os.getpgid(child.pid) != pgid:
-                        continue
-                    if child.status() == psutil.STATUS_ZOMBIE:
-                        os.waitpid(child.pid, os.WNOHANG)
-                    else:
-                        left.append(child)
-                except (OSError, psutil.Error):
-                    continue
-            if not left:
-                return
-            time.sleep(0.01)
-
-    def _expire(self) -> None:
-        self.timed_out = True
-        self._kill()
-
-    @contextmanager
-    def watchdog(self) -> Iterator[None]:
-        """Kill CRIU if it is still running at the deadline while the block blocks on it (the
-        RPC backend waits in pycriu's recv, not in wait()). The timer is stopped before the
-        block ends, so it never signals a process that was reaped meanwhile."""
-        timer = threading.Timer(self._left(), self._expire)
-        timer.daemon = True
-        timer.start()
-        try:
-            yield
-        finally:
-            timer.cancel()
-            timer.join()
-
-    def wait(self) -> int:
-        """CRIU's exit status, once it exits or is killed at the deadline. If the harness is
-        interrupted meanwhile, CRIU is let finish (within a grace period and the deadline)
-        before the interrupt is passed on, so no task is left half-dumped."""
-        try:
-            try:
-                rc = self.proc.wait(timeout=self._left())
-            except subprocess.TimeoutExpired:
-                self._expire()
-                rc = self.proc.wait()
-            if self.timed_out:
-                self._reap_group()
-            return rc
-        except BaseException:
-            try:
-                self.proc.wait(timeout=min(INTERRUPT_GRACE_S, self._left()))
-            except BaseException:
-                self._kill()
-                self.proc.wait()
-            raise

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from harness.criu.backend import Backend, CriuCall, CriuProcess, env_record
+from harness.criu.backend import Backend, CriuCall
 from harness.criu.options import PIDFILE, Action, CriuOptions, cli_args
+from harness.criu.process import CriuProcess, env_record
 from harness.errors import CriuError
 from harness.fields import JsonObject
 

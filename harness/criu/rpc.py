@@ -6,7 +6,7 @@ import os
 import socket
 from typing import Any
 
-from harness.criu.backend import Backend, CriuCall, CriuProcess, env_record
+from harness.criu.backend import Backend, CriuCall
 from harness.criu.options import (
     RPC_CONFIG,
     Action,
@@ -14,6 +14,7 @@ from harness.criu.options import (
     config_lines,
     rpc_fields,
 )
+from harness.criu.process import CriuProcess, env_record
 from harness.errors import UsageError
 from harness.fields import JsonObject
 

@@ -7,6 +7,7 @@ import os
 import socket
 import tarfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 

@@ -11,17 +11,10 @@ from pathlib import Path
 import psutil
 import pytest
 
-from harness.criu.backend import (
-    DEFAULT_TIMEOUT_S,
-    Backend,
-    CriuBinary,
-    CriuCall,
-    CriuProcess,
-    criu_env,
-    env_record,
-)
+from harness.criu.backend import Backend, CriuBinary, CriuCall
 from harness.criu.log import last_message
 from harness.criu.options import CriuOptions
+from harness.criu.process import DEFAULT_TIMEOUT_S, CriuProcess, criu_env, env_record
 from harness.criu.rpc import rpc_config
 from harness.errors import UsageError
 

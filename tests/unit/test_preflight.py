@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from harness.preflight import FEATURES, Feature, Preflight, parse_feature, skip_reason, table
+from harness.preflight import (
+    FEATURES,
+    Feature,
+    Preflight,
+    parse_feature,
+    skip_reason,
+    table,
+)
 
 
 def test_a_supported_feature() -> None:

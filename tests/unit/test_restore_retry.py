@@ -9,8 +9,8 @@ import pytest
 
 from harness.artifacts import RecordedCall
 from harness.criu.options import CriuOptions
-from harness.fields import Fields
 from harness.errors import UsageError
+from harness.fields import Fields
 from harness.reproduce import (
     RestoreAttempt,
     _restore_order,
