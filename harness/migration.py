@@ -147,15 +147,10 @@ class Migration:
         name: str,
     ) -> CriuCall:
         opts = self.options_for(role, name)
-        try:
-            call = action(pid, opts) if name == "dump" else action(opts)
-        except CriuError as err:
-            # The failed call belongs in the record too: its options and log are the evidence.
-            if err.call is not None:
-                record.calls.append(err.call)
-            raise
-        record.calls.append(call)
-        return call
+        # The record gets the call as it starts: a failed or interrupted one is evidence too.
+        if name == "dump":
+            return action(pid, opts, calls=record.calls)
+        return action(opts, calls=record.calls)
 
     def _rollback(
         self,
@@ -167,10 +162,10 @@ class Migration:
         for role in dumped:
             with _phase(record, Step.ROLLBACK, role) as phase:
                 try:
-                    call = self.backend.restore(self.options_for(role, "restore"))
+                    opts = self.options_for(role, "restore")
+                    call = self.backend.restore(opts, calls=record.calls)
                     assert call.restored_pid is not None
                     workloads[role].adopt(call.restored_pid)
-                    record.calls.append(call)
                 except CriuError:
                     phase.ok = False
         for role in frozen:

@@ -10,6 +10,8 @@ import signal
 import subprocess
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import ClassVar
@@ -168,29 +170,28 @@ class Backend(ABC):
             fault=self.fault if self.fault is not None else opts.fault,
         )
 
-    def dump(self, pid: int, opts: CriuOptions) -> CriuCall:
-        """Checkpoint the tree rooted at pid into opts.images_dir."""
+    def dump(self, pid: int, opts: CriuOptions, calls: list[CriuCall] | None = None) -> CriuCall:
+        """Checkpoint the tree rooted at pid into opts.images_dir. The call is added to calls
+        as it starts: one that an interrupt ends is recorded too."""
         opts = self.effective(opts)
-        call = self._start("dump", opts, pid)
-        try:
+        call = self._start("dump", opts, pid, calls)
+        with _timed(call):
             self._dump(pid, opts, call)
-        finally:
-            call.finished = time.time()
         return call
 
-    def restore(self, opts: CriuOptions) -> CriuCall:
+    def restore(self, opts: CriuOptions, calls: list[CriuCall] | None = None) -> CriuCall:
         """Restore the tree in opts.images_dir, detached; ``restored_pid`` names its root."""
         opts = self.effective(opts)
-        call = self._start("restore", opts, None)
-        try:
+        call = self._start("restore", opts, None, calls)
+        with _timed(call):
             call.restored_pid = self._restore(opts, call)
-        finally:
-            call.finished = time.time()
         return call
 
-    def _start(self, action: Action, opts: CriuOptions, pid: int | None) -> CriuCall:
+    def _start(
+        self, action: Action, opts: CriuOptions, pid: int | None, calls: list[CriuCall] | None
+    ) -> CriuCall:
         private_dir(opts.images_dir)  # CRIU's images hold the workload's memory
-        return CriuCall(
+        call = CriuCall(
             action=action,
             backend=self.name,
             pid=pid,
@@ -199,6 +200,9 @@ class Backend(ABC):
             log_path=opts.log_path,
             started=time.time(),
         )
+        if calls is not None:
+            calls.append(call)
+        return call
 
     @staticmethod
     def _failure(
@@ -228,6 +232,18 @@ class Backend(ABC):
         call.error = str(err)
         err.call = call
         return err
+
+
+@contextmanager
+def _timed(call: CriuCall) -> Iterator[None]:
+    """Time the call; one that an interrupt ends (CRIU let finish first) says so."""
+    try:
+        yield
+    except KeyboardInterrupt as exc:
+        call.error = call.error or f"interrupted ({type(exc).__name__})"
+        raise
+    finally:
+        call.finished = time.time()
 
 
 def _signal_name(sig: int) -> str:
