@@ -8,7 +8,14 @@ import subprocess
 from typing import Any
 
 from harness.criu.backend import Backend, CriuCall, wait_criu
-from harness.criu.options import RPC_CONFIG, Action, CriuOptions, config_lines, rpc_fields
+from harness.criu.options import (
+    RPC_CONFIG,
+    Action,
+    CriuOptions,
+    config_lines,
+    rpc_config_args,
+    rpc_fields,
+)
 from harness.errors import UsageError
 
 
@@ -45,8 +52,8 @@ class RpcBackend(Backend):
         # CRIU mid-dump) and without telling how it ended. Starting swrk here keeps both.
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         inherit = [fd for _, fd in opts.inherit_fds]
-        if opts.extra_args:
-            conf = "\n".join(config_lines(opts.extra_args)) + "\n"
+        if config := rpc_config_args(opts):
+            conf = "\n".join(config_lines(config)) + "\n"
             (opts.images_dir / RPC_CONFIG).write_text(conf)
         dirfd = os.open(opts.images_dir, os.O_RDONLY | os.O_DIRECTORY)
         try:
