@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.criu.options import NETWORK_LOCKS, CriuOptions
+from harness.criu.plugins import plugin_dir
 from harness.errors import UsageError
 from harness.plan import DEFAULT_PLAN, PLANS
 
@@ -74,12 +75,15 @@ class CriuSpec:
 
     def options(self, action: str, images_dir: Path, log_file: str) -> CriuOptions:
         merged = {**self.common, **(self.dump if action == "dump" else self.restore)}
+        plugins = merged.get("plugins", ())
         return CriuOptions(
             images_dir=images_dir,
             log_file=log_file,
             **{k: v for k, v in merged.items() if k in CRIU_FLAGS},
             network_lock=merged.get("network_lock"),
             extra_args=tuple(merged.get("extra_args", ())),
+            # The CRIU plugins it needs ("cuda"): found where they are (harness.criu.plugins).
+            plugin_dir=plugin_dir(plugins) if plugins else None,
         )
 
 
@@ -270,7 +274,7 @@ _READY = {"socket": str, "log": str, "pattern": str, "events": str, "delay": flo
 _BUILD = {"sources": list, "output": str, "flags": list}
 _CRIU = {
     **{flag: bool for flag in CRIU_FLAGS},
-    "network_lock": str, "extra_args": list, "dump": dict, "restore": dict,
+    "network_lock": str, "extra_args": list, "plugins": list, "dump": dict, "restore": dict,
 }
 _EXPECT = {
     "outcome": str, "action": str, "signature": str, "max_lost": int, "max_client_errors": int,
@@ -381,6 +385,9 @@ def _criu(check: _Checker, raw: Any) -> CriuSpec:
             check.problem((*where, "network_lock"), f"must be one of {', '.join(NETWORK_LOCKS)}")
         if "extra_args" in s:
             check.strings(s["extra_args"], (*where, "extra_args"), nonempty=False)
+        for name in check.strings(s.get("plugins", []), (*where, "plugins"), nonempty=False):
+            if not re.match(r"^[a-z0-9_]+$", name):
+                check.problem((*where, "plugins"), f"bad plugin name {name!r} (cuda_plugin.so: cuda)")
         return s
 
     common = section(raw, ("criu",), nested=True)
