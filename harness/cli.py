@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from harness import artifacts, compare, matrix, preflight, report, reproduce, scenario
+from harness import artifacts, compare, gpu, matrix, preflight, report, reproduce, scenario
 from harness.criu import BACKENDS, get_backend
 from harness.errors import HarnessError, UsageError
 from harness.plan import PLANS
@@ -143,6 +143,8 @@ _fraction = _at_least(float, 0)
 
 def _criu_binary(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--criu-binary", metavar="PATH", help="the criu binary (default: criu on PATH)")
+    parser.add_argument("--cuda-checkpoint", metavar="PATH",
+                        help="NVIDIA's cuda-checkpoint for CRIU's CUDA plugin (default: on PATH)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -218,6 +220,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
     try:
+        if getattr(args, "cuda_checkpoint", None):
+            gpu.use_cuda_checkpoint(args.cuda_checkpoint)
         return func(args)
     except UsageError as exc:
         print(f"criu-harness: {exc}", file=sys.stderr)
