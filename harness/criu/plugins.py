@@ -18,7 +18,7 @@ from harness.errors import UsageError
 __all__ = ["DIRS", "ENV", "PluginMissing", "plugin_dir", "plugin_file", "search_dirs"]
 
 ENV = "CRIU_HARNESS_PLUGIN_DIR"
-# install-criu's directory first, then CRIU's own default (where a distribution's package puts them).
+# install-criu's directory first, then CRIU's own default (where distributions put them).
 DIRS = (Path("/usr/local/lib/criu"), Path("/usr/lib/criu"))
 _NAME = re.compile(r"^[a-z0-9_]+$")
 

@@ -49,7 +49,8 @@ class Driver:
         try:
             function = getattr(self.lib, name)
         except AttributeError:
-            raise CudaError(name, -1, text=f"{self.library} has no {name}: driver too old?") from None
+            text = f"{self.library} has no {name}: driver too old?"
+            raise CudaError(name, -1, text=text) from None
         code = int(function(*args))
         if code != CUDA_SUCCESS:
             raise CudaError(name, code, *self._describe(code))
