@@ -106,7 +106,8 @@ def test_the_feature_in_the_preflight(machine: Path) -> None:
     assert feature == preflight.Feature("cuda", False, preflight.FEATURES["cuda"],
                                         "no nvidia-smi on PATH: no NVIDIA GPU driver here")
     assert preflight.skip_reason([feature]) == (
-        "needs CRIU feature(s) missing here: cuda (no nvidia-smi on PATH: no NVIDIA GPU driver here)"
+        "needs CRIU feature(s) missing here: "
+        "cuda (no nvidia-smi on PATH: no NVIDIA GPU driver here)"
     )
 
 
