@@ -3,6 +3,9 @@ cuda feature is present, skipped naming the missing piece (CI=true included) whe
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
 from harness import preflight
@@ -41,3 +44,9 @@ def test_the_gpu_pair_from_the_fixture(
     else:
         result.assert_outcomes(skipped=1)
         result.stdout.fnmatch_lines([f"*needs CRIU feature(s) missing here: cuda ({cuda.detail})*"])
+
+
+def test_the_docs_example_is_the_tested_one_verbatim() -> None:
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "gpu.md").read_text()
+    [example] = re.findall(r"```python\n(.*?)```", docs, re.S)
+    assert example in GPU_TEST
