@@ -18,6 +18,7 @@ from typing import NoReturn
 from harness import (
     artifacts,
     compare,
+    gpu,
     matrix,
     preflight,
     report,
@@ -184,6 +185,8 @@ def _keep_max_default() -> int:
 
 def _criu_binary(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--criu-binary", metavar="PATH", help="the criu binary (default: criu on PATH)")
+    parser.add_argument("--cuda-checkpoint", metavar="PATH",
+                        help="NVIDIA's cuda-checkpoint for CRIU's CUDA plugin (default: on PATH)")
 
 
 def _criu_action(parser: argparse.ArgumentParser) -> None:
@@ -285,6 +288,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if getattr(args, "keep_max", 0) is None:
             args.keep_max = _keep_max_default()
         func: Callable[[argparse.Namespace], int] = args.func
+        if getattr(args, "cuda_checkpoint", None):
+            gpu.use_cuda_checkpoint(args.cuda_checkpoint)
         return func(args)
     except UsageError as exc:
         print(f"criu-harness: {exc}", file=sys.stderr)

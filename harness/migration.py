@@ -89,7 +89,7 @@ class Migration:
                 frozen.append(role)
             for role in self.plan.quiesce:
                 with _phase(record, Step.QUIESCE, role):
-                    self._quiesce(workloads[role])
+                    self._quiesce(workloads[role], refreeze=role in frozen)
             for role in self.plan.dump:
                 if self.before_dump is not None:
                     with _phase(record, Step.INSPECT, role):
@@ -124,19 +124,21 @@ class Migration:
         return record
 
     @staticmethod
-    def _quiesce(workload: Workload, timeout: float = 5.0) -> None:
+    def _quiesce(workload: Workload, timeout: float = 5.0, refreeze: bool = True) -> None:
         """Let a frozen workload run until it is at rest, then freeze it again. The others
         stay frozen, so no new request arrives; its answers wait in their receive queues.
 
         Always one round, even if it looks at rest while stopped (see at_rest): once seen
-        blocked with nothing queued, nothing can wake it before the SIGSTOP."""
+        blocked with nothing queued, nothing can wake it before the SIGSTOP. A workload the
+        plan does not freeze is only waited for, and left running."""
         workload.thaw()
         try:
             wait_for(lambda: at_rest(workload), timeout=timeout, interval=0.0005,
                      error=lambda _: WorkloadError(
                          f"{workload.name} did not come to rest within {timeout:g} s"))
         finally:
-            workload.freeze()
+            if refreeze:
+                workload.freeze()
 
     def _call(
         self,

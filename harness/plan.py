@@ -79,6 +79,17 @@ PLANS: dict[str, Plan] = {
             quiesce=("server",),
         ),
         Plan(
+            "server-running",
+            freeze=("client",),
+            dump=("server", "client"),
+            restore=("server", "client"),
+            description="freeze the client only; the server, at rest, is dumped running (CRIU "
+            "seizes it) and restored first",
+            # For servers that must run when CRIU comes: CRIU's CUDA plugin locks a process
+            # through cuda-checkpoint, which needs the process's own threads to answer.
+            quiesce=("server",),
+        ),
+        Plan(
             "no-freeze",
             freeze=(),
             dump=("server", "client"),

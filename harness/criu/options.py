@@ -40,6 +40,9 @@ class CriuOptions:
     # CRIU's fault injection (CRIU_FAULT in its environment; None: no fault).
     timeout: float | None = None
     fault: int | None = None
+    # Where CRIU loads its plugins from (--libdir), e.g. the CUDA plugin; None: CRIU's own
+    # default, which the harness never relies on (it may not exist, or hold other plugins).
+    plugin_dir: Path | None = None
 
     def __post_init__(self) -> None:
         if self.network_lock is not None and self.network_lock not in NETWORK_LOCKS:
@@ -59,6 +62,7 @@ class CriuOptions:
         data["images_dir"] = str(self.images_dir)
         data["inherit_fds"] = [list(pair) for pair in self.inherit_fds]
         data["extra_args"] = list(self.extra_args)
+        data["plugin_dir"] = str(self.plugin_dir) if self.plugin_dir is not None else None
         return data
 
     @classmethod
@@ -68,6 +72,8 @@ class CriuOptions:
         values["images_dir"] = Path(values["images_dir"])
         values["inherit_fds"] = tuple((str(k), int(fd)) for k, fd in values.get("inherit_fds", ()))
         values["extra_args"] = tuple(values.get("extra_args", ()))
+        if values.get("plugin_dir") is not None:
+            values["plugin_dir"] = Path(values["plugin_dir"])
         return cls(**values)
 
 
@@ -98,6 +104,8 @@ def cli_args(action: Action, opts: CriuOptions, pid: int | None = None) -> list[
         args += ["--network-lock", opts.network_lock]
     for key, fd in opts.inherit_fds:
         args += ["--inherit-fd", f"fd[{fd}]:{key}"]
+    if opts.plugin_dir is not None:
+        args += ["--libdir", str(opts.plugin_dir)]
     return args + list(opts.extra_args)
 
 
@@ -119,13 +127,20 @@ def rpc_fields(action: Action, opts: CriuOptions, pid: int | None = None) -> Jso
     if opts.network_lock:
         # Enum values of criu_network_lock_method in rpc.proto.
         fields["network_lock"] = {"iptables": 1, "nftables": 2, "skip": 3}[opts.network_lock]
-    if opts.extra_args:
+    if rpc_config_args(opts):
         # RPC has no field for arbitrary options, but it reads a CRIU configuration file.
         fields["config_file"] = str(opts.images_dir / RPC_CONFIG)
     return fields
 
 
 RPC_CONFIG = "rpc-extra.conf"
+
+
+def rpc_config_args(opts: CriuOptions) -> tuple[str, ...]:
+    """The options RPC can only take from the configuration file: extra_args, and the plugin
+    directory (rpc.proto has no libdir field)."""
+    libdir = ("--libdir", str(opts.plugin_dir)) if opts.plugin_dir is not None else ()
+    return (*libdir, *opts.extra_args)
 
 
 def config_lines(args: tuple[str, ...]) -> list[str]:

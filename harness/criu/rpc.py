@@ -12,6 +12,7 @@ from harness.criu.options import (
     Action,
     CriuOptions,
     config_lines,
+    rpc_config_args,
     rpc_fields,
 )
 from harness.criu.process import CriuProcess, env_record
@@ -63,8 +64,8 @@ class RpcBackend(Backend):
         # pycriu would fork swrk itself, but in the harness's session (so a Ctrl-C would kill
         # CRIU mid-dump), without a deadline and without telling how it ended. Starting swrk
         # here keeps all three, and gives it its environment (CRIU_FAULT).
-        if opts.extra_args:
-            (opts.images_dir / RPC_CONFIG).write_text(rpc_config(opts.extra_args))
+        if config := rpc_config_args(opts):
+            (opts.images_dir / RPC_CONFIG).write_text(rpc_config(config))
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         inherit = [fd for _, fd in opts.inherit_fds]
         dirfd = os.open(opts.images_dir, os.O_RDONLY | os.O_DIRECTORY)

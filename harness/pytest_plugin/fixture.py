@@ -167,6 +167,7 @@ class MigrationFixture:
         max_lost: int = 0,
         max_client_errors: int = 0,
         criu: Mapping[str, Any] | CriuSpec | None = None,
+        features: Sequence[str] = (),
     ) -> Scenario:
         """The scenario run() would run: what a scenario file would say, built in memory."""
         if not self._processes:
@@ -195,6 +196,7 @@ class MigrationFixture:
             plan=plan or DEFAULT_PLAN,
             criu=criu,
             builds=tuple(self._builds),
+            features=tuple(features),
         )
 
     def run(
@@ -207,20 +209,23 @@ class MigrationFixture:
         max_lost: int = 0,
         max_client_errors: int = 0,
         criu: Mapping[str, Any] | CriuSpec | None = None,
+        features: Sequence[str] = (),
         check: bool = True,
     ) -> ScenarioResult:
         """Start the processes, migrate them ``iterations`` times by ``plan`` (server-first by
         default) and verify; return the result.
 
         ``criu`` takes what a scenario's ``[criu]`` table takes, ``{"dump": {"ext_unix_sk":
-        True}}`` say. With ``check`` (the default) a migration that does not end as expected
-        fails the test; with ``check=False`` the result is returned for the test to judge.
+        True}}`` say; ``features`` what a scenario's ``features`` takes (``["cuda"]``): the
+        test is skipped, naming the missing piece, where one is missing. With ``check`` (the
+        default) a migration that does not end as expected fails the test; with
+        ``check=False`` the result is returned for the test to judge.
         """
         if self.result is not None:
             raise UsageError("run() once per test: use iterations= to migrate several times")
         scenario = self.scenario(
             plan, min_progress=min_progress, deadline=deadline, max_lost=max_lost,
-            max_client_errors=max_client_errors, criu=criu,
+            max_client_errors=max_client_errors, criu=criu, features=features,
         )
         # keep="always": the fixture decides at teardown, by the test's own outcome.
         run = ScenarioRun(scenario, self.backend, iterations=iterations, keep="always",

@@ -46,7 +46,7 @@ _PROCESS = {"role": str, "argv": list, "cwd": str, "env": dict, "ready": dict}
 _BUILD = {"sources": list, "output": str, "flags": list}
 _CRIU_ACTION = {
     **{flag: bool for flag in CRIU_FLAGS}, "network_lock": str, "extra_args": list,
-    "timeout": float, "fault": int,
+    "timeout": float, "fault": int, "plugins": list,
 }
 _CRIU = {**_CRIU_ACTION, "dump": dict, "restore": dict}
 _EXPECT = {

@@ -11,6 +11,7 @@ from typing import Any
 
 from harness import readiness
 from harness.criu.options import NETWORK_LOCKS, CriuOptions, config_lines
+from harness.criu.plugins import plugin_dir
 from harness.errors import UsageError
 from harness.plan import DEFAULT_PLAN
 from harness.problems import MAX_SECONDS, Problems, type_name
@@ -21,7 +22,7 @@ PLACEHOLDERS = ("run_dir", "python", "scenario_dir", "name")
 _PLACEHOLDER = re.compile(r"\{(" + "|".join(PLACEHOLDERS) + r")\}")
 CRIU_FLAGS = ("shell_job", "ext_unix_sk", "tcp_established", "leave_stopped")
 # The keys of a [criu] table, for every action or in [criu.dump] and [criu.restore].
-CRIU_KEYS = (*CRIU_FLAGS, "network_lock", "extra_args", "timeout", "fault")
+CRIU_KEYS = (*CRIU_FLAGS, "network_lock", "extra_args", "timeout", "fault", "plugins")
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,8 @@ class CriuSpec:
             extra_args=tuple(merged.get("extra_args", ())),
             timeout=merged.get("timeout"),
             fault=merged.get("fault"),
+            # The CRIU plugins it needs ("cuda"): found where they are (harness.criu.plugins).
+            plugin_dir=plugin_dir(plugins) if (plugins := merged.get("plugins")) else None,
         )
 
     @classmethod
@@ -111,6 +114,13 @@ class CriuSpec:
                 at.positive(section["timeout"], "timeout", most=MAX_SECONDS)
             if isinstance(section.get("fault"), int):
                 at.positive(section["fault"], "fault")
+            plugins = section.get("plugins", [])
+            if not isinstance(plugins, (list, tuple)) or not all(isinstance(p, str) for p in plugins):
+                at.add(("plugins",), "must be a list of strings")
+            else:
+                for name in plugins:
+                    if not re.match(r"^[a-z0-9_]+$", name):
+                        at.add(("plugins",), f"bad plugin name {name!r} (cuda_plugin.so: cuda)")
         return cls(sections["common"], sections["dump"], sections["restore"])
 
 

@@ -6,6 +6,7 @@ import argparse
 import socket
 import time
 from collections.abc import Callable
+from typing import Any
 
 from harness.workloads.events import EventLog
 from harness.workloads.protocol import GREETING, parse
@@ -16,10 +17,12 @@ def run_client(
     recv: Callable[[float], bytes],
     events: EventLog,
     args: argparse.Namespace,
+    on_reply: Callable[[int, str], dict[str, Any]] | None = None,
 ) -> int:
     """Round trips until --count (or forever). A reply that does not come within --timeout is
     logged as a timeout and the loop goes on; if it comes later it is logged as ``late``, so the
-    harness can tell a slow reply from a lost one."""
+    harness can tell a slow reply from a lost one. ``on_reply(seq, text)``, if given, sees each
+    reply first and returns fields to log with it."""
     events.emit("start", text=GREETING, interval=args.interval, timeout=args.timeout)
     seq = 0
     while not args.count or seq < args.count:
@@ -49,10 +52,12 @@ def run_client(
             if not data:
                 events.emit("error", seq, error="recv: connection closed by the server")
                 return 1
-            rseq, _ = parse(data)
+            rseq, text = parse(data)
+            extra = on_reply(rseq, text) if on_reply is not None else {}
             if rseq == seq:
-                events.emit("received", seq, rtt_ms=round((time.monotonic() - sent_at) * 1e3, 3))
+                rtt_ms = round((time.monotonic() - sent_at) * 1e3, 3)
+                events.emit("received", seq, rtt_ms=rtt_ms, **extra)
                 break
-            events.emit("late", rseq)
+            events.emit("late", rseq, **extra)
         time.sleep(args.interval)
     return 0

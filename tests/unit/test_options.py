@@ -7,7 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from harness.criu.options import CriuOptions, cli_args, config_lines, rpc_fields
+from harness.criu.options import (
+    CriuOptions,
+    cli_args,
+    config_lines,
+    rpc_config_args,
+    rpc_fields,
+)
 from harness.errors import UsageError
 
 IMAGES = Path("/run/images")
@@ -81,3 +87,24 @@ def test_options_survive_json() -> None:
     )
     data = json.loads(json.dumps(opts.to_json()))
     assert CriuOptions.from_json(data) == opts
+
+
+def test_plugin_dir_cli_and_rpc_config() -> None:
+    opts = CriuOptions(IMAGES, plugin_dir=Path("/opt/criu/plugins"), extra_args=("--file-locks",))
+    args = cli_args("restore", opts)
+    assert args[args.index("--libdir") + 1] == "/opt/criu/plugins"
+    # rpc.proto has no libdir field: the plugin directory goes through the configuration file.
+    assert rpc_fields("restore", opts)["config_file"] == "/run/images/rpc-extra.conf"
+    assert config_lines(rpc_config_args(opts)) == ["libdir /opt/criu/plugins", "file-locks"]
+    assert "config_file" not in rpc_fields("dump", CriuOptions(IMAGES), pid=1)
+    assert "--libdir" not in cli_args("dump", CriuOptions(IMAGES), pid=1)
+
+
+def test_plugin_dir_survives_json() -> None:
+    opts = CriuOptions(IMAGES, plugin_dir=Path("/usr/local/lib/criu"))
+    data = json.loads(json.dumps(opts.to_json()))
+    assert data["plugin_dir"] == "/usr/local/lib/criu"
+    assert CriuOptions.from_json(data) == opts
+    # Calls recorded before the option existed read back without it.
+    del data["plugin_dir"]
+    assert CriuOptions.from_json(data).plugin_dir is None

@@ -26,3 +26,10 @@ def test_a_plan_naming_a_role_the_scenario_lacks_is_refused() -> None:
     plan = get_plan("server-first").for_roles(["server", "extra"])
     with pytest.raises(UsageError, match="client"):
         plan.check(["server", "extra"])
+
+
+def test_server_running_freezes_only_the_client() -> None:
+    plan = get_plan("server-running").for_roles(["server", "client", "extra"])
+    assert plan.freeze == ("client", "extra")
+    assert plan.quiesce == ("server",)
+    assert plan.dump == plan.restore == ("server", "client", "extra")

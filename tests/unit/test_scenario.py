@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from harness import cli, scenario
+from harness.criu import plugins
 
 GOOD = textwrap.dedent(
     """\
@@ -136,3 +137,24 @@ def test_missing_binary_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["run", "dgram-echo", "--criu-binary", "/nonexistent/criu"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "/nonexistent/criu" in err[0] and "Traceback" not in err[0]
+
+
+def test_a_scenario_needing_a_plugin_passes_its_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plugin_home = tmp_path / "plugins"
+    plugin_home.mkdir()
+    monkeypatch.setenv(plugins.ENV, str(plugin_home))
+    (plugin_home / "cuda_plugin.so").write_bytes(b"")
+    text = GOOD + '\n[criu]\nplugins = ["cuda"]\n[criu.dump]\nplugins = []\n'
+    s = scenario.load(write(tmp_path, text))
+    assert s.criu.options("restore", tmp_path, "r.log").plugin_dir == plugin_home
+    assert s.criu.options("dump", tmp_path, "d.log").plugin_dir is None  # per action, as others
+
+
+def test_bad_plugin_names_are_refused(tmp_path: Path) -> None:
+    found = problems(tmp_path, GOOD + '\n[criu]\nplugins = ["CUDA plugin"]\n')
+    assert found == [f"{tmp_path}/mine.toml:23: criu.plugins: bad plugin name 'CUDA plugin' "
+                     "(cuda_plugin.so: cuda)"]
+    found = problems(tmp_path, GOOD + '\n[criu]\nplugins = "cuda"\n')
+    assert found == [f"{tmp_path}/mine.toml:23: criu.plugins: must be a list, not a string"]
