@@ -6,9 +6,11 @@ waits on a pidfd of the harness, and when the harness is gone it kills everythin
 cgroup and removes it. A parent-death signal inside the workloads would not do: CRIU restores
 it, and the restored task would then die with the ``criu`` that restored it.
 
-    python -m harness.keeper HARNESS_PID CGROUP_PATH
+    python -m harness.keeper HARNESS_PID CGROUP_PATH [RUN_DIR]
 
-On a normal end the harness cleans up itself and stops its keeper with SIGTERM.
+With RUN_DIR it also releases what a CRIU killed with the harness left mounted there (its
+cgroup yard, harness.criu.yard). On a normal end the harness cleans up itself and stops its
+keeper with SIGTERM.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import sys
 from pathlib import Path
 
 from harness.cgroup import RunCgroup
+from harness.criu import yard
 
 __all__ = ["Keeper"]
 
@@ -28,12 +31,16 @@ __all__ = ["Keeper"]
 class Keeper:
     """The harness's handle on its keeper process."""
 
-    def __init__(self, cgroup: RunCgroup, log: Path | None = None) -> None:
+    def __init__(
+        self, cgroup: RunCgroup, log: Path | None = None, run_dir: Path | None = None
+    ) -> None:
         self.cgroup = cgroup
         out = open(log, "ab") if log is not None else subprocess.DEVNULL  # noqa: SIM115
+        swept = [str(run_dir)] if run_dir is not None else []
         try:
             self._proc = subprocess.Popen(
-                [sys.executable, "-m", "harness.keeper", str(os.getpid()), str(cgroup.path)],
+                [sys.executable, "-m", "harness.keeper", str(os.getpid()), str(cgroup.path),
+                 *swept],
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=out,
@@ -55,8 +62,9 @@ class Keeper:
             self._proc.wait()
 
 
-def watch(harness: int, cgroup: RunCgroup) -> int:
-    """Wait for the harness to exit, then empty and remove its run's cgroup."""
+def watch(harness: int, cgroup: RunCgroup, run_dir: Path | None = None) -> int:
+    """Wait for the harness to exit, then empty and remove its run's cgroup, and release
+    CRIU's mounts in run_dir."""
     try:
         pidfd = os.pidfd_open(harness)
     except ProcessLookupError:
@@ -68,6 +76,13 @@ def watch(harness: int, cgroup: RunCgroup) -> int:
             pass
     left = cgroup.kill(timeout=10.0)
     cgroup.remove()
+    if run_dir is not None:
+        # The CRIU the harness ran died with it (a parent-death signal): nothing uses it.
+        try:
+            for released in yard.release(run_dir):
+                print(f"keeper: released CRIU's cgroup yard {released}", file=sys.stderr)
+        except OSError as exc:
+            print(f"keeper: {exc}", file=sys.stderr)
     if left:
         print(f"keeper: could not kill {left} in {cgroup.path}", file=sys.stderr)
         return 1
@@ -79,10 +94,12 @@ def main(argv: list[str]) -> int:
     # SIGTERM is the harness saying it cleaned up: exit without touching anything.
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    if len(argv) != 2 or not argv[0].isdigit():
-        print("usage: python -m harness.keeper HARNESS_PID CGROUP_PATH", file=sys.stderr)
+    if len(argv) not in (2, 3) or not argv[0].isdigit():
+        print("usage: python -m harness.keeper HARNESS_PID CGROUP_PATH [RUN_DIR]",
+              file=sys.stderr)
         return 2
-    return watch(int(argv[0]), RunCgroup(Path(argv[1])))
+    run_dir = Path(argv[2]) if len(argv) == 3 else None
+    return watch(int(argv[0]), RunCgroup(Path(argv[1])), run_dir)
 
 
 if __name__ == "__main__":

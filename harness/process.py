@@ -252,7 +252,9 @@ class Supervisor:
             self._old_term = signal.signal(signal.SIGTERM, _raise_terminated)
         if cgroup.root() is not None:
             self.cgroup = RunCgroup.create(self.name)
-            self._keeper = Keeper(self.cgroup, self.keeper_log)
+            # The keeper's log lies in the run directory: it sweeps that for CRIU's mounts.
+            run_dir = self.keeper_log.parent if self.keeper_log is not None else None
+            self._keeper = Keeper(self.cgroup, self.keeper_log, run_dir)
         return self
 
     def __exit__(

@@ -20,6 +20,7 @@ from typing import IO
 import psutil
 
 from harness import reaping
+from harness.criu import yard
 from harness.criu.options import CriuOptions
 from harness.fields import JsonObject
 
@@ -69,6 +70,7 @@ class CriuProcess:
         self, argv: Sequence[str], out: IO[bytes], opts: CriuOptions, pass_fds: Sequence[int] = ()
     ) -> None:
         self.timeout = opts.timeout if opts.timeout is not None else DEFAULT_TIMEOUT_S
+        self.images_dir = opts.images_dir
         self.deadline = time.monotonic() + self.timeout
         self.timed_out = False
         self.proc = subprocess.Popen(
@@ -138,6 +140,8 @@ class CriuProcess:
                 rc = self.proc.wait()
             if self.timed_out:
                 self._reap_group()
+            if rc < 0:
+                self._release_yard()
             return rc
         except BaseException:
             try:
@@ -145,4 +149,13 @@ class CriuProcess:
             except BaseException:
                 self._kill()
                 self.proc.wait()
+                self._release_yard()
             raise
+
+    def _release_yard(self) -> None:
+        """A CRIU killed during a restore leaves its cgroup yard mounted in the images
+        directory (harness.criu.yard): nothing else will ever unmount it."""
+        try:
+            yard.release(self.images_dir)
+        except OSError:
+            pass  # `criu-harness cleanup` tries again
