@@ -126,6 +126,17 @@ class Cycles:
             )
             cycle.reason = f"criu {record.failed_step} failed: {err}{wanted}"
             return
+        if record.failed_step is Step.RESTORE:
+            # Nothing to roll back to: the images are all there is, and they do not restore.
+            # What CRIU made of them before it gave up must be gone: CRIU kills it.
+            role = next(p.role for p in reversed(record.phases) if p.step is Step.RESTORE)
+            if left := self.workloads[role].members():
+                cycle.reason = (f"after the expected restore failure, {role}'s processes "
+                                f"are still there: {left}")
+                return
+            cycle.outcome = Outcome.XFAILED
+            cycle.reason = "failed as expected at restore; the workload is lost"
+            return
         # The expected failure: now the workload must live on as if nothing happened.
         self.resumed = False
         dead = [name for name, w in self.workloads.items() if not w.alive()]

@@ -26,6 +26,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "CycleResult",
     "DowntimeSummary",
+    "InjectedFault",
     "Keep",
     "Outcome",
     "Phase",
@@ -246,6 +247,26 @@ class DowntimeSummary:
 
 
 @dataclass
+class InjectedFault:
+    """The CRIU fault a result of the fault matrix ran with, and what the harness expected of
+    it (harness.faults): the result's outcome says whether that held."""
+
+    code: int
+    name: str  # CRIU's own: FI_DUMP_EARLY
+    action: str  # where it was injected: dump, restore, or both
+    expectation: str  # what must hold, in words
+    observed: str = ""  # what the code was seen to do, where the table was written
+
+    def to_json(self) -> JsonObject:
+        return dict(self.__dict__)
+
+    @classmethod
+    def from_json(cls, f: Fields) -> InjectedFault:
+        return cls(f.integer("code"), f.text("name"), f.text("action"), f.text("expectation"),
+                   f.text("observed", ""))
+
+
+@dataclass
 class ScenarioResult:
     """The outcome of one scenario under one backend and plan."""
 
@@ -270,6 +291,7 @@ class ScenarioResult:
     duration_s: float = 0.0
     cycles: list[CycleResult] = field(default_factory=list)
     downtime_summary: DowntimeSummary | None = None
+    fault: InjectedFault | None = None  # in the fault matrix only
 
     @property
     def ok(self) -> bool:
@@ -281,16 +303,20 @@ class ScenarioResult:
         return statistics.median(values) if values else self.downtime_ms
 
     def to_json(self) -> JsonObject:
-        data = {k: v for k, v in self.__dict__.items() if k not in ("cycles", "downtime_summary")}
+        nested = ("cycles", "downtime_summary", "fault")
+        data = {k: v for k, v in self.__dict__.items() if k not in nested}
         data["outcome"] = str(self.outcome)
         data["cycles"] = [c.to_json() for c in self.cycles]
         summary = self.downtime_summary
         data["downtime_summary"] = summary.to_json() if summary is not None else None
+        if self.fault is not None:
+            data["fault"] = self.fault.to_json()
         return data
 
     @classmethod
     def from_json(cls, f: Fields) -> ScenarioResult:
         summary = f.optional_obj("downtime_summary")
+        fault = f.optional_obj("fault")
         return cls(
             name=f.text("name"),
             expected=f.text("expected", "migrates"),
@@ -309,6 +335,7 @@ class ScenarioResult:
             duration_s=f.number("duration_s", 0.0),
             cycles=f.items("cycles", CycleResult.from_json),
             downtime_summary=DowntimeSummary.from_json(summary) if summary is not None else None,
+            fault=InjectedFault.from_json(fault) if fault is not None else None,
         )
 
     @classmethod

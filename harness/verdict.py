@@ -3,6 +3,8 @@ what does the whole run come to."""
 
 from __future__ import annotations
 
+import signal
+
 from harness.criu.log import error_lines
 from harness.errors import CriuError
 from harness.process import Workload
@@ -17,17 +19,29 @@ __all__ = ["conclude", "expected_failure", "over_limits"]
 def expected_failure(expect: Expectation, err: CriuError, step: Step | None) -> str | None:
     """The log line showing CRIU failed as the scenario expects, or None.
 
-    Matched in the log itself, not guessed from an exit code; a CRIU killed by a signal never
-    counts as the expected failure."""
-    if expect.outcome != "fails" or step != expect.action or err.signal is not None:
+    Matched in the log itself, not guessed from an exit code; a CRIU killed by a signal counts
+    only when the expectation names that signal (``killed_by``), and then its signature
+    (``killed by SIGKILL after: <its last log line>``) may hold the expected text too."""
+    if expect.outcome != "fails" or step != expect.action or not expect.signature:
         return None
-    if not expect.signature:
+    if err.signal is not None and _signal_name(err.signal) != expect.killed_by:
+        return None
+    if err.signal is None and expect.killed_by is not None:
         return None
     lines = []
     if err.log_path is not None and err.log_path.exists():
         with err.log_path.open(errors="replace") as log:
             lines = error_lines(log)
+    if err.signal is not None and err.signature:
+        lines.append(err.signature)
     return next((line for line in lines if expect.signature in line), None)
+
+
+def _signal_name(sig: int) -> str:
+    try:
+        return signal.Signals(sig).name
+    except ValueError:
+        return f"signal {sig}"
 
 
 def over_limits(

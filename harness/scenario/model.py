@@ -132,6 +132,9 @@ class Expectation:
     outcome: str = "migrates"  # or "fails"
     action: str | None = None
     signature: str | None = None
+    # A CRIU that dies of a signal never fails "as expected", unless this names that signal
+    # ("SIGKILL"): an injected fault that kills CRIU itself (harness.faults).
+    killed_by: str | None = None
     max_lost: int = 0
     max_client_errors: int = 0
     # Visible-state differences CRIU is known to cause here, as fnmatch patterns on
