@@ -129,6 +129,8 @@ def _matrix(args: argparse.Namespace) -> int:
         criu_binary=args.criu_binary,
         criu_timeout=args.criu_timeout,
         criu_fault=args.criu_fault,
+        faults=args.faults,
+        only_faults=args.only_faults,
     )
     try:
         return 0 if night.run(lambda line: print(line, flush=True)).ok else 1
@@ -264,6 +266,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help="compare with these results (default: the latest dated directory in --out)")
     mtx.add_argument("--threshold", type=_fraction, default=compare.DEFAULT_THRESHOLD,
                      help="median downtime growth that counts as a regression (default: 0.2 = +20%%)")
+    mtx.add_argument("--faults", type=_positive, nargs="*", metavar="CODE",
+                     help="add the fault matrix: each CRIU fault code (default: every one in "
+                          "harness/faults.py) x backend, each checked against what it must do")
+    mtx.add_argument("--only-faults", action="store_true",
+                     help="run the fault matrix alone (with --faults' codes, if given)")
     _keep_max(mtx)
     _criu_binary(mtx)
     _criu_action(mtx)

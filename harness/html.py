@@ -11,6 +11,7 @@ from pathlib import Path
 
 from harness.charts import STEP_COLOURS, legend, timeline_svg, trend_svg
 from harness.compare import Comparison, key_of, normalized_signature
+from harness.faulttable import html as fault_table
 from harness.fields import JsonObject
 from harness.history import Night, key_name
 from harness.result import Outcome, RunReport, ScenarioResult
@@ -156,6 +157,7 @@ def render(
         "<h2>Environment</h2>", _environment(results),
         "<h2>Compared with the previous night</h2>", _comparison(comparison),
         "<h2>Results</h2>", _summary(results, comparison),
+        *(["<h2>Fault matrix</h2>", faults] if (faults := fault_table(results)) else []),
         "<h2>Downtime trend</h2>", trend_svg(nights or []),
         "<h2>Timelines</h2>",
         "<p>Dots: the client's answered round trips; shaded bands: the migration's steps, one "

@@ -22,10 +22,11 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from harness import environment, history, html, junit, report, scenario
+from harness import environment, faultrun, faults, history, html, junit, report, scenario
 from harness.compare import DEFAULT_THRESHOLD, Comparison, compare, load_results
 from harness.criu import BACKENDS, Backend, get_backend
 from harness.errors import HarnessError, UsageError
+from harness.faults import FaultCase
 from harness.result import Keep, RunReport, ScenarioResult
 from harness.rundir import check_output_dir, private_dir
 from harness.runner import ScenarioRun
@@ -48,11 +49,13 @@ _STAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{6}Z(?:-\d+)?$")
 
 @dataclass(frozen=True)
 class Cell:
-    """One result of the matrix: a scenario under a backend and a plan."""
+    """One result of the matrix: a scenario under a backend and a plan (and in the fault
+    matrix, with a CRIU fault injected: the scenario is then the case's variant)."""
 
     scenario: scenario.Scenario
     backend: str
     plan: str
+    fault: FaultCase | None = None
 
 
 def plans_for(s: scenario.Scenario) -> list[str]:
@@ -62,6 +65,11 @@ def plans_for(s: scenario.Scenario) -> list[str]:
 
 def cells(scenarios: Iterable[scenario.Scenario], backends: Sequence[str]) -> list[Cell]:
     return [Cell(s, b, p) for s in scenarios for b in backends for p in plans_for(s)]
+
+
+def faults_selected(codes: Sequence[int] | None) -> list[FaultCase]:
+    """The fault matrix's cases for these codes (every case for none)."""
+    return faults.select(list(codes) if codes else None)
 
 
 def _load_builtins() -> tuple[list[scenario.Scenario], list[tuple[str, str]]]:
@@ -129,21 +137,31 @@ class Night:
         criu_binary: str | None = None,
         criu_timeout: float | None = None,
         criu_fault: int | None = None,
+        faults: Sequence[int] | None = None,
+        only_faults: bool = False,
     ) -> None:
         if iterations < 1:
             raise UsageError(f"iterations must be at least 1, not {iterations}")
         if not math.isfinite(threshold) or threshold < 0:
             raise UsageError(f"threshold must be a finite number, at least 0, not {threshold}")
+        if criu_fault is not None and (faults is not None or only_faults):
+            # The fault matrix injects each code into its own action: one for all would mix.
+            raise UsageError("--criu-fault and the fault matrix (--faults) do not mix")
         # Everything is resolved before the first workload starts: a typo fails in a second.
         check_output_dir(out, "--out")
         self.backends: dict[str, Backend] = {
             b: get_backend(b, criu_binary, criu_timeout, criu_fault) for b in backends
         }
-        if names:
+        self.broken: list[tuple[str, str]] = []
+        if only_faults:
+            self.scenarios: list[scenario.Scenario] = []
+        elif names:
             self.scenarios = [scenario.find(n) for n in names]
-            self.broken: list[tuple[str, str]] = []
         else:
             self.scenarios, self.broken = _load_builtins()
+        # The fault matrix (harness.faults): each case's scenario, loaded now like the others.
+        self.faults = [(case, case.variant(case.load())) for case in
+                       (faults_selected(faults) if faults is not None or only_faults else [])]
         self.out = out
         self.iterations = iterations
         self.threshold = threshold
@@ -153,7 +171,10 @@ class Night:
         self.criu = next(iter(self.backends.values())).criu
 
     def cells(self) -> list[Cell]:
-        return cells(self.scenarios, list(self.backends))
+        return cells(self.scenarios, list(self.backends)) + [
+            Cell(variant, b, variant.plan, case) for case, variant in self.faults
+            for b in self.backends
+        ]
 
     def run(self, echo: Callable[[str], None] = print) -> NightResult:
         now = datetime.now(timezone.utc)
@@ -200,11 +221,23 @@ class Night:
         page = html.render(run, comparison, history.read(history_path), directory)
         (directory / html.REPORT).write_text(page)
         good = sum(1 for s in run.scenarios if s.ok)
+        if self.faults:
+            injected = [s for s in run.scenarios if s.fault is not None]
+            met = sum(1 for s in injected if s.ok)
+            echo(f"fault matrix: {met} of {len(injected)} expectation(s) met")
         echo(f"{good} of {len(run.scenarios)} result(s) as expected")
         echo(f"report: {directory / html.REPORT}")
         return NightResult(directory, run, comparison, previous)
 
     def _run_cell(self, cell: Cell, artifacts: Path) -> ScenarioResult:
+        if cell.fault is not None:
+            try:
+                return faultrun.run_case(cell.fault, self.backends[cell.backend], artifacts,
+                                         cell.scenario)
+            except HarnessError as exc:
+                return ScenarioResult(name=cell.fault.id, expected=cell.scenario.expect.outcome,
+                                      backend=cell.backend, plan=cell.plan, reason=str(exc),
+                                      fault=cell.fault.record())
         try:
             return ScenarioRun(
                 cell.scenario,
