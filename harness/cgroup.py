@@ -131,10 +131,12 @@ class RunCgroup:
                     raise
 
 
-def leftovers(include_live: bool = False) -> list[RunCgroup]:
-    """The run cgroups whose harness is gone (or every one, with include_live)."""
-    top = root()
-    base = top / BASE if top is not None else None
+def leftovers(include_live: bool = False, base: Path | None = None) -> list[RunCgroup]:
+    """The run cgroups whose harness is gone (or every one, with include_live), under base
+    (default: ``criu-harness/`` at the root of the cgroup v2 hierarchy)."""
+    if base is None:
+        top = root()
+        base = top / BASE if top is not None else None
     if base is None or not base.is_dir():
         return []
     found = []

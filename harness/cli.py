@@ -17,6 +17,7 @@ from typing import NoReturn
 
 from harness import (
     artifacts,
+    cleanup,
     compare,
     gpu,
     matrix,
@@ -136,6 +137,13 @@ def _matrix(args: argparse.Namespace) -> int:
         return 0 if night.run(lambda line: print(line, flush=True)).ok else 1
     finally:
         rundir.prune(args.keep_max, lambda line: print(line, flush=True))
+
+
+def _cleanup(args: argparse.Namespace) -> int:
+    if os.geteuid() != 0:
+        raise UsageError("cleanup needs root: the runs' cgroups and processes are root's")
+    done = cleanup.cleanup(include_live=args.all, echo=lambda line: print(line, flush=True))
+    return 0 if all(c.ok for c in done) else 1
 
 
 def _compare(args: argparse.Namespace) -> int:
@@ -275,6 +283,14 @@ def build_parser() -> argparse.ArgumentParser:
     _criu_binary(mtx)
     _criu_action(mtx)
     mtx.set_defaults(func=_matrix)
+
+    cln = commands.add_parser(
+        "cleanup", help="end every run a harness left behind: kill what is in its cgroup, remove it"
+    )
+    cln.add_argument("--all", action="store_true",
+                     help="the runs of harnesses still running too (default: only those whose "
+                          "harness is gone)")
+    cln.set_defaults(func=_cleanup)
 
     cmp = commands.add_parser("compare", help="compare two runs' results; exit 1 on a regression")
     cmp.add_argument("old", type=Path, metavar="OLD", help="results.json, or a directory holding one")
