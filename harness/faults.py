@@ -77,7 +77,8 @@ class FaultCase:
         if self.effect is Effect.MIGRATES:
             parts.append("migrates, nothing lost")
             if self.differences:
-                parts.append(f"visible differences {', '.join(self.differences)}")
+                shown = ", ".join(d.replace("[[]", "[") for d in self.differences)
+                parts.append(f"visible differences {shown}")
         else:
             how = f" (CRIU killed by {self.killed_by})" if self.killed_by else ""
             parts.append(f"criu {self.failing_action} fails with {self.signature!r}{how}")
@@ -180,7 +181,8 @@ CASES: tuple[FaultCase, ...] = (
     ),
     FaultCase(
         130, "FI_NO_BREAKPOINTS", "both", Effect.MIGRATES,
-        "CRIU runs its parasite and restorer to completion without hardware breakpoints",
+        "CRIU catches the end of its parasite and of the restore by tracing system calls "
+        "instead of with a hardware breakpoint",
         trace="Force no-breakpoints restore",
     ),
     FaultCase(
@@ -194,8 +196,8 @@ CASES: tuple[FaultCase, ...] = (
     ),
     FaultCase(
         133, "FI_CANNOT_MAP_VDSO", "both", Effect.MIGRATES,
-        "the restorer does not map a fresh vDSO (no 'Mapping native vDSO' line), and the "
-        "tasks' own is used; nothing else shows",
+        "the restorer maps no vDSO of its own ('Mapping native vDSO' is missing from the "
+        "restore log); nothing else shows",
     ),
     FaultCase(
         134, "FI_CORRUPT_EXTREGS", "dump", Effect.MIGRATES,
@@ -248,6 +250,19 @@ def select(wanted: list[int] | None = None, cases: tuple[FaultCase, ...] = CASES
             f"(known: {', '.join(map(str, sorted(known)))})"
         )
     return [c for c in cases if c.code in wanted]
+
+
+def markdown() -> str:
+    """The table for people (docs/faults.md holds it, kept true by a test)."""
+    lines = [
+        f"| code | CRIU's name | injected into | scenario | seen to do ({OBSERVED_WITH}) "
+        "| the harness expects |",
+        "| ---: | --- | --- | --- | --- | --- |",
+    ]
+    for c in CASES:
+        cells = [str(c.code), f"`{c.name}`", c.inject, c.scenario, c.observed, c.expectation()]
+        lines.append("| " + " | ".join(x.replace("|", "\\|") for x in cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def scenario_path(case: FaultCase) -> Path:

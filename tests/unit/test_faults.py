@@ -233,3 +233,8 @@ def test_the_fault_table_shows_each_code_per_backend_met_or_not() -> None:
     assert '<td class="bad" title="lost &lt;2&gt;">NOT met (failed)</td>' in page
     assert "<td>FI_DUMP_PAGES</td><td>dump</td><td>dgram-echo</td>" in page
     assert faulttable.html(RunReport(criu_version="4.2.1", backend="rpc")) == ""
+
+
+def test_the_docs_show_the_table_as_it_is() -> None:
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "faults.md").read_text()
+    assert faults.markdown() in doc
