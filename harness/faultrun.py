@@ -127,7 +127,8 @@ def leftovers(run_dir: Path) -> list[str]:
         info = proc.info
         text = " ".join(info["cmdline"] or []) + " " + (info["cwd"] or "")
         if str(run_dir) in text and info["status"] != psutil.STATUS_ZOMBIE:
-            found.append(f"pid {info['pid']} ({info['status']}): {' '.join(info['cmdline'] or [])[:80]}")
+            command = " ".join(info["cmdline"] or [])[:80]
+            found.append(f"pid {info['pid']} ({info['status']}): {command}")
     top = cgroup.root()
     if top is not None:
         group = top / cgroup.BASE / f"{os.getpid()}.{run_dir.name}"

@@ -238,7 +238,9 @@ def codes() -> list[int]:
     return sorted({c.code for c in CASES})
 
 
-def select(wanted: list[int] | None = None, cases: tuple[FaultCase, ...] = CASES) -> list[FaultCase]:
+def select(
+    wanted: list[int] | None = None, cases: tuple[FaultCase, ...] = CASES
+) -> list[FaultCase]:
     """The cases of the wanted codes (every case without), in table order; an unknown code
     is a usage error naming the known ones."""
     if not wanted:

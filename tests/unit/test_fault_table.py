@@ -105,7 +105,8 @@ def test_codes_are_selected_and_an_unknown_one_is_a_usage_error() -> None:
 
 
 def result(outcome: Outcome, **kw: object) -> ScenarioResult:
-    return ScenarioResult(name="x", expected="fails", outcome=outcome, **kw)  # type: ignore[arg-type]
+    return ScenarioResult(name="x", expected="fails", outcome=outcome,
+                          **kw)  # type: ignore[arg-type]
 
 
 def test_a_fault_that_left_no_trace_did_not_act(tmp_path: Path) -> None:
