@@ -29,7 +29,8 @@ from harness import (
 from harness.criu import BACKENDS, DEFAULT_TIMEOUT_S, get_backend
 from harness.errors import HarnessError, UsageError
 from harness.plan import PLANS
-from harness.result import Keep, Outcome, RunReport
+from harness.report import RunReport
+from harness.result import Keep, Outcome
 from harness.runner import ScenarioRun
 
 # stream-tree right after stream-echo: the same pair, forked from one parent, migrates.

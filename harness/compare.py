@@ -24,7 +24,8 @@ from pathlib import Path
 from harness.criu.log import message
 from harness.errors import UsageError
 from harness.fields import JsonObject
-from harness.result import Outcome, RunReport, ScenarioResult
+from harness.report import RunReport
+from harness.result import Outcome, ScenarioResult
 from harness.rundir import PREFIX
 
 __all__ = [

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.criu import Backend, CriuOptions
+from harness.difference import Inspection, describe
 from harness.errors import HarnessError, VerificationError
 from harness.evidence import drop_pages
-from harness.fingerprint import Inspection, describe
 from harness.migration import Migration, MigrationRecord
 from harness.plan import Plan
 from harness.process import Workload

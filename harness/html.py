@@ -13,7 +13,8 @@ from harness.charts import STEP_COLOURS, legend, timeline_svg, trend_svg
 from harness.compare import Comparison, key_of, normalized_signature
 from harness.fields import JsonObject
 from harness.history import Night, key_name
-from harness.result import Outcome, RunReport, ScenarioResult
+from harness.report import RunReport
+from harness.result import Outcome, ScenarioResult
 
 __all__ = ["REPORT", "render"]
 

@@ -26,7 +26,8 @@ from harness import environment, history, html, junit, report, scenario
 from harness.compare import DEFAULT_THRESHOLD, Comparison, compare, load_results
 from harness.criu import BACKENDS, Backend, get_backend
 from harness.errors import HarnessError, UsageError
-from harness.result import Keep, RunReport, ScenarioResult
+from harness.report import RunReport
+from harness.result import Keep, ScenarioResult
 from harness.rundir import check_output_dir, private_dir
 from harness.runner import ScenarioRun
 
