@@ -7,16 +7,16 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from harness import preflight, startup
+from harness import preflight, selfcheck, startup
 from harness.criu import Backend
 from harness.cycle import Cycles
 from harness.errors import HarnessError
 from harness.evidence import keep_or_remove
 from harness.plan import Plan, get_plan
-from harness.process import Supervisor
 from harness.result import CycleResult, Keep, Outcome, ScenarioResult
 from harness.rundir import RunDir
 from harness.scenario import Expectation, Scenario
+from harness.supervisor import Supervisor
 from harness.verdict import conclude
 
 __all__ = ["ScenarioRun"]
@@ -104,7 +104,10 @@ class ScenarioRun:
                 cycles.run(cycle)
                 if cycle.outcome is not Outcome.PASSED:
                     break
-            conclude(result, self.expect, progress, workloads, cycles.resumed)
+            asked = None
+            if self.scenario.verify.signal is not None and cycle.outcome is Outcome.PASSED:
+                asked = selfcheck.ask(self.scenario.verify, workloads, render)
+            conclude(result, self.expect, progress, workloads, cycles.resumed, asked)
 
 
 def _interrupted_cycle(result: ScenarioResult) -> None:

@@ -52,8 +52,11 @@ def conclude(
     progress: Progress,
     workloads: dict[str, Workload],
     resumed: bool | None,
+    asked: list[str] | None = None,
 ) -> None:
-    """The scenario's outcome from its cycles, the whole event log and who still runs."""
+    """The scenario's outcome from its cycles, the whole event log and who still runs; for a
+    program that checks itself, ``asked`` holds what its answer said was wrong (see
+    harness.selfcheck), and its having exited is no failure."""
     cycles = result.cycles
     last = cycles[-1]
     result.criu_error = last.criu_error
@@ -77,10 +80,14 @@ def conclude(
     problems = over_limits(
         expect, result.messages_lost, result.client_errors, result.duplicates, len(cycles)
     )
-    dead = [name for name, w in workloads.items() if not w.alive()]
-    if dead:
-        problems.append(f"not running at the end: {', '.join(dead)}")
+    if asked is not None:
+        problems += asked
+    else:
+        dead = [name for name, w in workloads.items() if not w.alive()]
+        if dead:
+            problems.append(f"not running at the end: {', '.join(dead)}")
     result.outcome = Outcome.FAILED if problems else Outcome.PASSED
+    verified = f"{len(cycles)} migration(s) verified" if len(cycles) > 1 else "migrated and verified"
     result.reason = "; ".join(problems) or (
-        f"{len(cycles)} migration(s) verified" if len(cycles) > 1 else "migrated and verified"
+        f"{verified}; the program's own check passed" if asked is not None else verified
     )

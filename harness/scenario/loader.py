@@ -53,7 +53,10 @@ _EXPECT = {
     "outcome": str, "action": str, "signature": str, "max_lost": int, "max_client_errors": int,
     "allowed_differences": list, "plan": dict,
 }
-_VERIFY = {"events": str, "log": str, "pattern": str, "min_progress": int, "deadline": float}
+_VERIFY = {
+    "events": str, "log": str, "pattern": str, "min_progress": int, "deadline": float,
+    "signal": str, "settle": float, "exit_status": int, "file": str,
+}
 
 
 def load(path: Path) -> Scenario:

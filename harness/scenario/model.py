@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import signal
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -15,7 +16,7 @@ from harness.criu.plugins import plugin_dir
 from harness.errors import UsageError
 from harness.plan import DEFAULT_PLAN
 from harness.problems import MAX_SECONDS, Problems, type_name
-from harness.progress import EventProgress, LogProgress, Progress
+from harness.progress import EventProgress, LogProgress, NoProgress, Progress
 from harness.readiness import Readiness, StartedReady
 
 PLACEHOLDERS = ("run_dir", "python", "scenario_dir", "name")
@@ -141,25 +142,40 @@ class Expectation:
 
 @dataclass(frozen=True)
 class Verify:
-    """How to tell that the workload runs: the client's echo event log, or new lines of a log
-    matching a pattern (for programs that write no events)."""
+    """How to tell that the workload works after a migration, in one of three ways: the echo
+    client's event log (``events``), new lines of a log matching ``pattern`` (``log``), or,
+    for a program that checks itself, a ``signal`` sent after the last restore (and ``settle``
+    seconds of running after each), then its exit status and/or a ``file`` it writes, which
+    must match ``pattern``."""
 
     events: str | None = None
     log: str | None = None
     pattern: str | None = None
     min_progress: int = 20
     deadline: float = 15.0
+    signal: str | None = None
+    settle: float = 0.5
+    exit_status: int | None = None
+    file: str | None = None
 
     @classmethod
     def from_keys(cls, values: Mapping[str, Any], problems: Problems) -> Verify | None:
-        """How to verify, from a ``[verify]`` table's keys (or the fixture's progress_*
-        arguments), their types already checked: exactly one of an event log or a log."""
+        """How to verify, from a ``[verify]`` table's keys (or the fixture's arguments), their
+        types already checked: exactly one of an event log, a log or a signal."""
         before = len(problems)
-        if ("events" in values) == ("log" in values):
-            events, log = problems.name("events"), problems.name("log")
-            problems.add((), f"must name exactly one of {events} (an echo event log) or {log}")
+        kinds = [k for k in ("events", "log", "signal") if k in values]
+        if len(kinds) != 1:
+            names = [problems.name(k) for k in ("events", "log", "signal")]
+            problems.add((), f"must name exactly one of {names[0]} (an echo event log), "
+                             f"{names[1]} (lines of a log) or {names[2]} (a program that "
+                             "checks itself)")
         if "log" in values and "pattern" not in values:
             problems.add(("pattern",), f"missing (required with {problems.name('log')})")
+        if "signal" in values:
+            _self_check(values, problems)
+        elif any(k in values for k in ("settle", "exit_status", "file")):
+            problems.add((), f"{problems.name('settle')}, {problems.name('exit_status')} and "
+                             f"{problems.name('file')} go with {problems.name('signal')}")
         if "pattern" in values:
             problems.regex(values["pattern"], "pattern")
         if "min_progress" in values:
@@ -172,8 +188,25 @@ class Verify:
         """How to watch the workload progress, the run's placeholders filled in by render."""
         if self.events is not None:
             return EventProgress(Path(render(self.events)))
-        assert self.log is not None and self.pattern is not None
-        return LogProgress(Path(render(self.log)), self.pattern)
+        if self.log is not None and self.pattern is not None:
+            return LogProgress(Path(render(self.log)), self.pattern)
+        return NoProgress(self.settle)
+
+
+def _self_check(values: Mapping[str, Any], problems: Problems) -> None:
+    """A self-checking program's keys: a real signal, and something to judge it by."""
+    name = values["signal"]
+    if not (name.startswith("SIG") and name in signal.Signals.__members__):
+        problems.add(("signal",), f"not a signal name: {name!r} (say SIGTERM)")
+    if "exit_status" not in values and "file" not in values:
+        problems.add((), f"{problems.name('signal')} needs {problems.name('exit_status')} "
+                         f"and/or {problems.name('file')} to judge the program by")
+    if "file" in values and "pattern" not in values:
+        problems.add(("pattern",), f"missing (required with {problems.name('file')})")
+    if "settle" in values:
+        problems.positive(values["settle"], "settle", zero_ok=True, most=MAX_SECONDS)
+    if "exit_status" in values and not 0 <= values["exit_status"] <= 255:
+        problems.add(("exit_status",), f"must be 0 to 255, not {values['exit_status']}")
 
 
 @dataclass(frozen=True)
