@@ -81,6 +81,8 @@ def load(path: Path) -> Scenario:
 
 def _scenario(check: Checker, path: Path, data: dict[str, Any]) -> Scenario | None:
     top = check.table(data, (), _TOP, required=("name", "process", "expect", "verify"))
+    if "name" in top:
+        check.identifier(top["name"], "name")
     processes = [
         proc
         for i, raw in enumerate(top.get("process", []))

@@ -19,7 +19,7 @@ from harness.problems import MAX_SECONDS, Problems, type_name
 from harness.progress import EventProgress, LogProgress, NoProgress, Progress
 from harness.readiness import Readiness, StartedReady
 
-PLACEHOLDERS = ("run_dir", "python", "scenario_dir", "name")
+PLACEHOLDERS = ("run_dir", "run_id", "python", "scenario_dir", "name")
 _PLACEHOLDER = re.compile(r"\{(" + "|".join(PLACEHOLDERS) + r")\}")
 CRIU_FLAGS = ("shell_job", "ext_unix_sk", "tcp_established", "leave_stopped")
 # The keys of a [criu] table, for every action or in [criu.dump] and [criu.restore].
@@ -54,6 +54,8 @@ class ProcessSpec:
         for key, value in env.items():
             if not isinstance(value, str):
                 problems.add(("env", key), f"must be a string, not {type_name(value)}")
+        if isinstance(values.get("role"), str):
+            problems.identifier(values["role"], "role")
         ready: Readiness = StartedReady()
         if "ready" in values:
             ready = readiness.from_keys(values["ready"], problems.at("ready")) or ready
@@ -231,9 +233,13 @@ class Scenario:
         return self.plan_expect.get(plan, self.expect)
 
     def render(self, text: str, run_dir: Path) -> str:
-        """Replace the placeholders ({run_dir}, {python}, {scenario_dir}, {name}) in text."""
+        """Replace the placeholders ({run_dir}, {run_id}, {python}, {scenario_dir}, {name}) in
+        text. {run_id} is unique to the run (the run directory's random part): for a name
+        that must live outside the run directory, an abstract socket or a /tmp path, so two
+        runs side by side do not collide."""
         values = {
             "run_dir": str(run_dir),
+            "run_id": run_dir.name.rsplit("-", 1)[-1],
             "python": sys.executable,
             "scenario_dir": str(self.path.parent),
             "name": self.name,
