@@ -9,12 +9,13 @@ import os
 from html import escape
 from pathlib import Path
 
-from harness.charts import STEP_COLOURS, legend, timeline_svg, trend_svg
+from harness.charts import STEP_COLOURS, legend, trend_svg
 from harness.compare import Comparison, key_of, normalized_signature
 from harness.fields import JsonObject
 from harness.history import Night, key_name
 from harness.report import RunReport
 from harness.result import Outcome, ScenarioResult
+from harness.timeline import timeline_svg
 
 __all__ = ["REPORT", "render"]
 
