@@ -62,18 +62,20 @@ def test_a_daemon_whose_launcher_fails_is_an_error_naming_it(tmp_path: Path) -> 
 
 def test_a_log_pattern_program_has_a_downtime_like_the_event_log_one() -> None:
     """The C twin of dgram-echo is seen only through its output lines, stamped as they appear:
-    its downtime is measured like the Python pair's, from its client's event log."""
-    medians = {}
-    for name in ("dgram-echo", "native-dgram"):
-        result = ScenarioRun(scenario.find(name), get_backend("rpc"), iterations=5,
-                             keep="never").run()
-        assert result.outcome is Outcome.PASSED, result.reason
-        downtimes = [c.downtime_ms for c in result.cycles]
-        assert all(d is not None and d > 0 for d in downtimes), downtimes
-        assert all(c.timeline for c in result.cycles)
-        medians[name] = statistics.median(d for d in downtimes if d is not None)
-    python, native = medians["dgram-echo"], medians["native-dgram"]
-    assert abs(native - python) <= 0.2 * python, medians
+    its downtime is measured like the Python pair's, from its client's event log. Interleaved
+    rounds, so that both see the same machine (CRIU's own times vary by tens of percent)."""
+    downtimes: dict[str, list[float]] = {"dgram-echo": [], "native-dgram": []}
+    for _ in range(2):
+        for name, found in downtimes.items():
+            result = ScenarioRun(scenario.find(name), get_backend("rpc"), iterations=4,
+                                 keep="never").run()
+            assert result.outcome is Outcome.PASSED, result.reason
+            assert all(c.timeline for c in result.cycles)
+            found += [c.downtime_ms for c in result.cycles if c.downtime_ms is not None]
+    assert all(len(found) == 8 and min(found) > 0 for found in downtimes.values()), downtimes
+    python = statistics.median(downtimes["dgram-echo"])
+    native = statistics.median(downtimes["native-dgram"])
+    assert abs(native - python) <= 0.2 * python, downtimes
 
 
 SHARED = """
