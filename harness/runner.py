@@ -55,7 +55,7 @@ class ScenarioRun:
         self.backend = backend
         self.plan: Plan = get_plan(plan or scenario.plan).for_roles(scenario.roles)
         self.plan.check(scenario.roles)
-        self.expect: Expectation = scenario.expectation(self.plan.name)
+        self.expect: Expectation = scenario.expectation(self.plan.name, backend.criu.version())
         self.iterations = iterations
         self.keep = Keep(keep)
         # A report's directory: a kept run is also packed there as one .tar.gz, so the report
@@ -80,6 +80,8 @@ class ScenarioRun:
             expected=self.expect.outcome,
             backend=self.backend.name,
             plan=self.plan.name,
+            mechanism=self.scenario.mechanism or None,
+            criu_version=self.backend.criu.version(),
         )
         started = time.monotonic()
         self.run_dir = self._given_run_dir or RunDir(self.scenario.name)
@@ -157,6 +159,10 @@ class ScenarioRun:
             calls=record.calls,
             stats=self._stats(record, images),
         )
+        alternative = self.scenario.alternative
+        if alternative is not None and (record.error is None) == (self.expect.outcome == "fails"):
+            # CRIU did what [expect.or] expects: the run is held to that from now on.
+            self.expect = alternative
         if record.error is not None:
             self._failed_migration(cycle, record, progress)
         elif self.expect.outcome == "fails":
@@ -189,7 +195,17 @@ class ScenarioRun:
         try:
             progress.wait(mark, verify.min_progress, verify.deadline)
         except VerificationError as exc:
+            if self.expect.outcome == "breaks":
+                self._broken(cycle, record, progress, str(exc))
+                return
             cycle.reason = "; ".join([f"{exc}; {self._tails()}", *changed])
+            return
+        if self.expect.outcome == "breaks":
+            cycle.outcome = Outcome.XPASSED
+            cycle.reason = (
+                f"expected the IPC not to come back ({self.expect.signature!r}), but the "
+                "workload resumed after the migration"
+            )
             return
         if isinstance(progress, EventProgress):
             events = read_events(progress.path)
@@ -224,6 +240,29 @@ class ScenarioRun:
             stats[role] = entry
         return stats
 
+    def _broken(
+        self, cycle: CycleResult, record: MigrationRecord, progress: Progress, why: str
+    ) -> None:
+        """CRIU migrated the workload, and it did not resume: as expected when the client's
+        first error since the migration contains the scenario's signature."""
+        errors = [
+            str(e.get("error"))
+            for e in read_events(progress.path)
+            if e.get("event") == "error" and e.get("ts", 0) >= record.started
+        ] if isinstance(progress, EventProgress) else []
+        first = errors[0] if errors else None
+        cycle.client_errors = len(errors)
+        signature = self.expect.signature or ""
+        if first is not None and signature in first:
+            cycle.outcome = Outcome.XFAILED
+            cycle.reason = f"migrated, but the IPC did not come back, as expected: client: {first}"
+            return
+        cycle.outcome = Outcome.FAILED
+        cycle.reason = (
+            f"{why}; expected the client's first error to contain {signature!r}, "
+            f"saw {first!r}"
+        )
+
     def _failed_migration(self, cycle: CycleResult, record: MigrationRecord, progress: Progress) -> None:
         err = record.error
         assert err is not None
@@ -236,6 +275,11 @@ class ScenarioRun:
                 if self.expect.outcome == "fails" else ""
             )
             cycle.reason = f"criu {record.failed_step} failed: {err}{wanted}"
+            return
+        if record.failed_step is Step.RESTORE:
+            # Nothing to roll back to: the images are all there is, and they do not restore.
+            cycle.outcome = Outcome.XFAILED
+            cycle.reason = "failed as expected at restore; the workload is lost"
             return
         # The expected failure: now the workload must live on as if nothing happened.
         self._resumed = False
@@ -281,7 +325,8 @@ class ScenarioRun:
             result.out_of_order, result.timeouts = acc.out_of_order, acc.timeouts
             result.client_errors = acc.client_errors
             result.sent, result.answered = acc.sent, acc.answered
-        if self.expect.outcome == "fails":
+        result.expected = self.expect.outcome  # [expect.or] may have taken over
+        if self.expect.outcome in ("fails", "breaks"):
             result.outcome = last.outcome
             result.reason = last.reason
             result.resumed_after_failure = self._resumed
@@ -309,7 +354,7 @@ class ScenarioRun:
             problems.append(f"{lost} message(s) lost (at most {max_lost} expected)")
         if errors > max_errors:
             problems.append(f"{errors} client error(s) (at most {max_errors} expected)")
-        if duplicates:
+        if duplicates > self.expect.max_duplicates * cycles:
             problems.append(f"{duplicates} duplicate repl(ies)")
         return problems
 

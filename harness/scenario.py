@@ -11,11 +11,13 @@ import re
 import sys
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from harness.criu.options import NETWORK_LOCKS, CriuOptions
+from harness.criu.version import VersionSpecError, check_spec
+from harness.criu.version import matches as version_matches
 from harness.errors import UsageError
 from harness.plan import DEFAULT_PLAN, PLANS
 
@@ -85,14 +87,16 @@ class CriuSpec:
 
 @dataclass(frozen=True)
 class Expectation:
-    """What must happen: the migration succeeds, or CRIU fails by ``action`` with a log line
-    containing ``signature``."""
+    """What must happen: the migration succeeds; or CRIU fails by ``action`` with a log line
+    containing ``signature``; or ("breaks") CRIU dumps and restores without a complaint but
+    the IPC does not come back, and the client's first error contains ``signature``."""
 
-    outcome: str = "migrates"  # or "fails"
+    outcome: str = "migrates"  # or "fails", "breaks"
     action: str | None = None
     signature: str | None = None
     max_lost: int = 0
     max_client_errors: int = 0
+    max_duplicates: int = 0
     # Visible-state differences CRIU is known to cause here, as fnmatch patterns on
     # "FIELD: BEFORE -> AFTER" (harness.fingerprint): reported, but they do not fail a cycle.
     allowed_differences: tuple[str, ...] = ()
@@ -127,13 +131,26 @@ class Scenario:
     criu: CriuSpec = CriuSpec()
     builds: tuple[Build, ...] = ()
     features: tuple[str, ...] = ()
+    # The IPC mechanism the scenario shows (the atlas's row), e.g. "unix-seqpacket"; "" if none.
+    mechanism: str = ""
+    # [expect.criu."SPEC"]: (version spec, the keys it changes), first match wins.
+    criu_expect: tuple[tuple[str, dict[str, Any]], ...] = ()
+    # [expect.or]: what is as expected too when CRIU does the other thing (succeeds where
+    # [expect] says it fails, or fails where it says it succeeds): CRIU is not always
+    # deterministic (scenarios/atlas/scm-rights.toml).
+    alternative: Expectation | None = None
 
     @property
     def roles(self) -> list[str]:
         return [p.role for p in self.processes]
 
-    def expectation(self, plan: str) -> Expectation:
-        return self.plan_expect.get(plan, self.expect)
+    def expectation(self, plan: str, criu_version: str | None = None) -> Expectation:
+        """What must happen under plan, on that CRIU version (when given)."""
+        expect = self.plan_expect.get(plan, self.expect)
+        for spec, keys in self.criu_expect:
+            if criu_version is not None and version_matches(spec, criu_version):
+                return replace(expect, **keys)
+        return expect
 
     def render(self, text: str, run_dir: Path) -> str:
         """Replace the placeholders ({run_dir}, {python}, {scenario_dir}, {name}) in text."""
@@ -263,7 +280,7 @@ def _type_label(want: type | tuple[type, ...]) -> str:
 
 _TOP = {
     "name": str, "description": str, "plan": str, "features": list, "process": list,
-    "build": list, "criu": dict, "expect": dict, "verify": dict,
+    "build": list, "criu": dict, "expect": dict, "verify": dict, "mechanism": str,
 }
 _PROCESS = {"role": str, "argv": list, "cwd": str, "env": dict, "ready": dict}
 _READY = {"socket": str, "log": str, "pattern": str, "events": str, "delay": float, "timeout": float}
@@ -274,8 +291,9 @@ _CRIU = {
 }
 _EXPECT = {
     "outcome": str, "action": str, "signature": str, "max_lost": int, "max_client_errors": int,
-    "allowed_differences": list, "plan": dict,
+    "max_duplicates": int, "allowed_differences": list, "plan": dict, "criu": dict, "or": dict,
 }
+OUTCOMES = ("migrates", "fails", "breaks")
 _VERIFY = {"events": str, "log": str, "pattern": str, "min_progress": int, "deadline": float}
 
 
@@ -318,6 +336,12 @@ def _scenario(check: _Checker, path: Path, data: dict[str, Any]) -> Scenario | N
     if plan not in PLANS:
         check.problem(("plan",), f"unknown plan {plan!r} (expected one of: {', '.join(PLANS)})")
     expect, plan_expect = _expectations(check, top.get("expect", {}))
+    criu_expect = _criu_expectations(check, top.get("expect", {}), expect)
+    alternative = None
+    if isinstance(raw_or := top.get("expect", {}).get("or"), dict) and expect is not None:
+        alternative = _expectation(check, raw_or, ("expect", "or"), expect)
+        if alternative is not None and (alternative.outcome == "fails") == (expect.outcome == "fails"):
+            check.problem(("expect", "or", "outcome"), "must differ from expect.outcome in whether CRIU fails")
     verify = _verify(check, top.get("verify", {}))
     criu = _criu(check, top.get("criu", {}))
     features = tuple(check.strings(top.get("features", []), ("features",), nonempty=False))
@@ -335,6 +359,9 @@ def _scenario(check: _Checker, path: Path, data: dict[str, Any]) -> Scenario | N
         criu=criu,
         builds=builds,
         features=features,
+        mechanism=top.get("mechanism", ""),
+        criu_expect=criu_expect,
+        alternative=alternative,
     )
 
 
@@ -392,19 +419,19 @@ def _criu(check: _Checker, raw: Any) -> CriuSpec:
 def _expectation(
     check: _Checker, raw: Any, where: tuple[str, ...], base: Expectation | None
 ) -> Expectation | None:
-    allowed = {k: v for k, v in _EXPECT.items() if base is None or k != "plan"}
+    allowed = {k: v for k, v in _EXPECT.items() if base is None or k not in ("plan", "criu", "or")}
     e = check.table(raw, where, allowed, required=("outcome",) if base is None else ())
-    e.pop("plan", None)
+    for nested in ("plan", "criu", "or"):
+        e.pop(nested, None)
     outcome = e.get("outcome", base.outcome if base else "migrates")
-    if outcome not in ("migrates", "fails"):
-        check.problem((*where, "outcome"), f"must be 'migrates' or 'fails', not {outcome!r}")
+    if outcome not in OUTCOMES:
+        check.problem((*where, "outcome"), f"must be 'migrates', 'fails' or 'breaks', not {outcome!r}")
     if "action" in e and e["action"] not in ("dump", "restore"):
         check.problem((*where, "action"), f"must be 'dump' or 'restore', not {e['action']!r}")
-    if outcome == "fails":
-        for key in ("action", "signature"):
-            if key not in e and (base is None or getattr(base, key) is None):
-                check.problem((*where, key), "missing (required when outcome is 'fails')")
-    for key in ("max_lost", "max_client_errors"):
+    for key in {"fails": ("action", "signature"), "breaks": ("signature",)}.get(outcome, ()):
+        if key not in e and (base is None or getattr(base, key) is None):
+            check.problem((*where, key), f"missing (required when outcome is {outcome!r})")
+    for key in ("max_lost", "max_client_errors", "max_duplicates"):
         if key in e:
             check.positive(e[key], (*where, key), zero_ok=True)
     if "allowed_differences" in e:
@@ -413,6 +440,26 @@ def _expectation(
     if base is not None:
         return Expectation(**{**base.__dict__, **e})
     return Expectation(**e) if "outcome" in e else None
+
+
+def _criu_expectations(
+    check: _Checker, raw: Any, base: Expectation | None
+) -> tuple[tuple[str, dict[str, Any]], ...]:
+    """[expect.criu."SPEC"] tables: what changes on the CRIU versions SPEC matches."""
+    versions = raw.get("criu", {}) if isinstance(raw, dict) else {}
+    if not isinstance(versions, dict):
+        check.problem(("expect", "criu"), f"must be a table, not {_type_name(versions)}")
+        return ()
+    found = []
+    for spec, sub in versions.items():
+        try:
+            check_spec(spec)
+        except VersionSpecError as exc:
+            check.problem(("expect", "criu", spec), str(exc))
+            continue
+        if base is not None and (e := _expectation(check, sub, ("expect", "criu", spec), base)):
+            found.append((spec, {k: getattr(e, k) for k in sub if k in _EXPECT}))
+    return tuple(found)
 
 
 def _expectations(check: _Checker, raw: Any) -> tuple[Expectation | None, dict[str, Expectation]]:
@@ -452,7 +499,9 @@ def _verify(check: _Checker, raw: Any) -> Verify | None:
 
 
 def builtin_paths() -> list[Path]:
-    return sorted(SCENARIO_DIR.glob("*.toml"))
+    """scenarios/*.toml, then the atlas's scenarios/atlas/*.toml (not run by `pytest scenarios/`
+    as a whole: tests/integration/test_atlas.py runs a sample)."""
+    return sorted(SCENARIO_DIR.glob("*.toml")) + sorted(SCENARIO_DIR.glob("atlas/*.toml"))
 
 
 def find(name_or_path: str) -> Scenario:
@@ -462,8 +511,8 @@ def find(name_or_path: str) -> Scenario:
         if not candidate.exists():
             raise UsageError(f"{name_or_path}: no such scenario file")
         return load(candidate)
-    path = SCENARIO_DIR / f"{name_or_path}.toml"
-    if not path.exists():
+    path = next((p for p in builtin_paths() if p.stem == name_or_path), None)
+    if path is None:
         known = ", ".join(p.stem for p in builtin_paths())
         raise UsageError(f"unknown scenario {name_or_path!r} (built-in: {known})")
     return load(path)
