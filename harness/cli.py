@@ -7,14 +7,27 @@ expected and 1 otherwise.
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from harness import artifacts, compare, matrix, preflight, report, reproduce, scenario
+from harness import (
+    artifacts,
+    compare,
+    forecast,
+    matrix,
+    migratability,
+    preflight,
+    report,
+    reproduce,
+    scenario,
+)
 from harness.criu import BACKENDS, get_backend
+from harness.criu.options import NETWORK_LOCKS
 from harness.errors import HarnessError, UsageError
 from harness.plan import PLANS
 from harness.result import Keep, Outcome, RunReport
@@ -121,6 +134,40 @@ def _compare(args: argparse.Namespace) -> int:
     return 1 if result.regressions else 0
 
 
+def _inspect(args: argparse.Namespace) -> int:
+    """Predict whether criu dump of each tree would be refused; never dumps."""
+    if bool(args.pids) == bool(args.scenario):
+        raise UsageError("inspect: give PIDs or --scenario NAME, one of them")
+    if os.geteuid() != 0:
+        raise UsageError("inspect reads other processes' /proc entries: run as root")
+    extra = migratability.DumpOptions(args.ext_unix_sk, args.tcp_established, args.shell_job,
+                                      args.link_remap, args.network_lock)
+    backend = get_backend("cli", args.criu_binary)  # for its version: the cli needs no pycriu
+    if args.scenario:
+        predictions, options, result = forecast.inspect_scenario(
+            scenario.find(args.scenario), backend, args.plan, extra)
+        if not predictions:
+            raise HarnessError(f"{args.scenario}: could not start it: {result.reason}")
+    else:
+        options = dataclasses.replace(extra, criu_version=backend.criu.version())
+        predictions = migratability.predict(args.pids, options)
+    verdict, _ = migratability.overall(predictions)
+    if args.json:
+        print(json.dumps({"verdict": str(verdict), "options": options.flags(),
+                          "criu_version": options.criu_version,
+                          "trees": [p.to_json() for p in predictions]}, indent=2))
+    else:
+        print("\n".join(migratability.report(predictions, options)))
+    return INSPECT_EXIT[verdict]
+
+
+INSPECT_EXIT = {
+    migratability.Verdict.DUMPS: 0,
+    migratability.Verdict.REFUSED: 1,
+    migratability.Verdict.NO_OPINION: 3,
+}
+
+
 def _at_least(kind: type[int] | type[float], minimum: float) -> Callable[[str], float]:
     """An argparse type: a number of kind, at least minimum, with a one-line complaint."""
     name = "a whole number" if kind is int else "a number"
@@ -204,6 +251,25 @@ def build_parser() -> argparse.ArgumentParser:
                      help="median downtime growth that counts as a regression (default: 0.2 = +20%%)")
     _criu_binary(mtx)
     mtx.set_defaults(func=_matrix)
+
+    ins = commands.add_parser(
+        "inspect", help="predict whether criu dump of a process tree would be refused, and why (never dumps)"
+    )
+    ins.add_argument("pids", nargs="*", type=_positive, metavar="PID",
+                     help="the root of each tree, in the order they would be dumped")
+    ins.add_argument("--scenario", metavar="NAME",
+                     help="start this scenario's workloads, inspect them, stop them")
+    ins.add_argument("--plan", choices=list(PLANS), default=None,
+                     help="with --scenario: its dump order (default: the scenario's plan)")
+    for flag, what in (("--ext-unix-sk", "unix sockets with a peer outside the tree"),
+                       ("--tcp-established", "established TCP connections"),
+                       ("--shell-job", "a tree in the caller's session or terminal"),
+                       ("--link-remap", "files still linked under another name")):
+        ins.add_argument(flag, action="store_true", help=f"the dump would be given {flag}: {what}")
+    ins.add_argument("--network-lock", choices=NETWORK_LOCKS, help="the dump's --network-lock")
+    ins.add_argument("--json", action="store_true", help="the predictions as JSON")
+    _criu_binary(ins)
+    ins.set_defaults(func=_inspect)
 
     cmp = commands.add_parser("compare", help="compare two runs' results; exit 1 on a regression")
     cmp.add_argument("old", type=Path, metavar="OLD", help="results.json, or a directory holding one")

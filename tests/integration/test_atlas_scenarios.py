@@ -13,7 +13,6 @@ from harness.runner import ScenarioRun
 pytestmark = pytest.mark.criu
 
 
-
 def test_a_dump_refusal_and_the_pair_lives_on() -> None:
     s = scenario.find("unix-seqpacket")
     result = ScenarioRun(s, get_backend("cli")).run()
