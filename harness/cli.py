@@ -11,6 +11,7 @@ import dataclasses
 import json
 import os
 import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn
@@ -25,7 +26,9 @@ from harness import (
     report,
     reproduce,
     scenario,
+    survey,
 )
+from harness.atlas import Atlas, atlas_of
 from harness.criu import BACKENDS, get_backend
 from harness.criu.options import NETWORK_LOCKS
 from harness.errors import HarnessError, UsageError
@@ -132,6 +135,59 @@ def _compare(args: argparse.Namespace) -> int:
         print(line)
     print(result.summary())
     return 1 if result.regressions else 0
+
+
+def _atlas(args: argparse.Namespace) -> int:
+    """Take the atlas (or draw it from a run's results with --from), print it, write it."""
+    if args.source is not None:
+        run = RunReport.load(args.source)
+        atlas = atlas_of(run)
+    else:
+        if os.geteuid() != 0:
+            raise UsageError("CRIU needs root: run as root")
+        out = args.out or matrix.DEFAULT_OUT.parent / "atlas" / time.strftime("%Y-%m-%dT%H%M%SZ", time.gmtime())
+        taking = survey.Survey(args.criu or (), args.mechanisms or (), args.plans == "all",
+                               args.backend, args.iterations, bundle_into=out.resolve() / "artifacts")
+        print(f"atlas: {len(taking.cells())} cell(s) into {out}", flush=True)
+        atlas, run = taking.run(lambda line: print(line, flush=True))
+        out.mkdir(parents=True, exist_ok=True)
+        run.write(out / report.RESULTS)
+        for path in atlas.write(out):
+            print(f"wrote {path}")
+    print(atlas.header())
+    print("\n".join(atlas.table()))
+    if args.markdown is not None:
+        args.markdown.write_text(atlas_page(atlas))
+        print(f"wrote {args.markdown}")
+    acc = atlas.accuracy()
+    if sum(acc.values()):
+        print("inspect: " + ", ".join(f"{n} {k}" for k, n in acc.items()))
+    return 0 if atlas.ok else 1
+
+
+def atlas_page(atlas: Atlas) -> str:
+    """docs/atlas.md: the atlas of this machine, with how to read and retake it."""
+    return ATLAS_PAGE.format(header=atlas.header(), body=atlas.markdown())
+
+
+ATLAS_PAGE = """# The migration atlas
+
+Which IPC between two processes survives a CRIU migration, under which plan, on which CRIU:
+each cell is a built-in scenario (`scenarios/atlas/`, and the three of `scenarios/` that name a
+mechanism) run for real. Retake it with `sudo .venv/bin/criu-harness atlas --markdown
+docs/atlas.md` (every CRIU installed side by side under /opt/criu is a column: see
+`scripts/install-criu --version`).
+
+How to read a cell: **migrates** (the echo loop resumed, verified; messages lost or repeated
+are counted), **refused at dump** (CRIU refused; the pair lives on), **fails at restore** (the
+images do not restore: the workload is lost), **breaks** (CRIU dumped and restored without a
+complaint, and the IPC did not come back: the client's first error is the signature),
+**criu unusable** (that CRIU fails `criu check` on this kernel). The downtime is the longest
+gap between two answered round trips, as the client saw it.
+
+{header}
+
+{body}"""
 
 
 def _inspect(args: argparse.Namespace) -> int:
@@ -270,6 +326,27 @@ def build_parser() -> argparse.ArgumentParser:
     ins.add_argument("--json", action="store_true", help="the predictions as JSON")
     _criu_binary(ins)
     ins.set_defaults(func=_inspect)
+
+    atl = commands.add_parser(
+        "atlas", help="which IPC survives CRIU: every mechanism x plan x CRIU version, as a table"
+    )
+    atl.add_argument("--criu", nargs="+", metavar="PATH",
+                     help="the CRIU binaries (default: criu on PATH and each under /opt/criu)")
+    atl.add_argument("--mechanisms", nargs="+", metavar="NAME",
+                     help="only these mechanisms (default: every scenario that names one)")
+    atl.add_argument("--plans", choices=("own", "all"), default="own",
+                     help="each scenario's own plans (default), or every plan")
+    atl.add_argument("--backend", choices=sorted(BACKENDS), default="cli",
+                     help="how to drive CRIU (default: cli, which needs no pycriu of each version)")
+    atl.add_argument("--iterations", type=_positive, default=1, help="migrations per cell")
+    atl.add_argument("--out", type=Path, metavar="DIR",
+                     help="where to write results.json, atlas.json, atlas.html, atlas.md "
+                          "(default: reports/atlas/<date>)")
+    atl.add_argument("--from", dest="source", type=Path, metavar="RESULTS",
+                     help="draw the atlas from a run's results (a nightly's) instead of running")
+    atl.add_argument("--markdown", type=Path, metavar="FILE",
+                     help="also write the atlas page (docs/atlas.md) there")
+    atl.set_defaults(func=_atlas)
 
     cmp = commands.add_parser("compare", help="compare two runs' results; exit 1 on a regression")
     cmp.add_argument("old", type=Path, metavar="OLD", help="results.json, or a directory holding one")

@@ -161,7 +161,8 @@ class ScenarioRun:
         )
         alternative = self.scenario.alternative
         if alternative is not None and (record.error is None) == (self.expect.outcome == "fails"):
-            # CRIU did what [expect.or] expects: the run is held to that from now on.
+            # CRIU did what [expect.or] expects: the run is held to that from now on (the
+            # result's `expected` stays the scenario's own: an alternative is no change).
             self.expect = alternative
         if record.error is not None:
             self._failed_migration(cycle, record, progress)
@@ -325,7 +326,6 @@ class ScenarioRun:
             result.out_of_order, result.timeouts = acc.out_of_order, acc.timeouts
             result.client_errors = acc.client_errors
             result.sent, result.answered = acc.sent, acc.answered
-        result.expected = self.expect.outcome  # [expect.or] may have taken over
         if self.expect.outcome in ("fails", "breaks"):
             result.outcome = last.outcome
             result.reason = last.reason
