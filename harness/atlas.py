@@ -31,7 +31,13 @@ ATLAS_JSON = "atlas.json"
 ATLAS_HTML = "atlas.html"
 ATLAS_MD = "atlas.md"
 _RUN_DIR = re.compile(r"(?:/[^\s/;:'\",]+)*/" + re.escape(PREFIX) + r"[^\s/;:'\",]+")
-_NUMBERS = re.compile(r"\b(?:Task|pid|mount=|fd=)\s?\d+|@[0-9a-f]{6,}|sem\.[A-Za-z0-9]{6}\b")
+# What else changes every run in CRIU's lines: pids, ids, addresses, glibc's temporary names.
+_VARYING = (
+    (re.compile(r"\b(Task|pid) \d+"), r"\1 N"),
+    (re.compile(r"\b(mount=|fd=)\d+"), r"\1N"),
+    (re.compile(r"@[0-9a-f]{6,}"), "@ADDR"),
+    (re.compile(r"\bsem\.[A-Za-z0-9]{6}\b"), "sem.XXXXXX"),
+)
 
 
 def _short(signature: str | None) -> str | None:
@@ -39,7 +45,9 @@ def _short(signature: str | None) -> str | None:
     if not signature:
         return None
     text = _RUN_DIR.sub("<run_dir>", message(signature))
-    return _NUMBERS.sub(lambda m: re.sub(r"\d+|[0-9a-f]{6,}|[A-Za-z0-9]{6}$", "N", m.group(0)), text)
+    for pattern, replacement in _VARYING:
+        text = pattern.sub(replacement, text)
+    return text
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from harness import (
     report,
     reproduce,
     scenario,
+    shards,
     survey,
 )
 from harness.atlas import Atlas, atlas_of
@@ -125,8 +126,16 @@ def _matrix(args: argparse.Namespace) -> int:
         threshold=args.threshold,
         previous=args.previous,
         criu_binary=args.criu_binary,
+        criu_binaries=args.criu or (),
+        shard=args.shard,
     )
     return 0 if night.run(lambda line: print(line, flush=True)).ok else 1
+
+
+def _merge(args: argparse.Namespace) -> int:
+    night = matrix.merge_night(args.parts, args.out, args.previous, args.threshold,
+                               lambda line: print(line, flush=True))
+    return 0 if night.ok else 1
 
 
 def _compare(args: argparse.Namespace) -> int:
@@ -241,6 +250,14 @@ def _at_least(kind: type[int] | type[float], minimum: float) -> Callable[[str], 
 
 
 _positive = _at_least(int, 1)
+
+
+def _shard(text: str) -> shards.Shard:
+    try:
+        return shards.parse_shard(text)
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
 _fraction = _at_least(float, 0)
 
 
@@ -305,8 +322,24 @@ def build_parser() -> argparse.ArgumentParser:
                      help="compare with these results (default: the latest dated directory in --out)")
     mtx.add_argument("--threshold", type=_fraction, default=compare.DEFAULT_THRESHOLD,
                      help="median downtime growth that counts as a regression (default: 0.2 = +20%%)")
+    mtx.add_argument("--criu", nargs="+", metavar="PATH",
+                     help="run the matrix once per CRIU binary (a CRIU failing criu check here "
+                          "gives results that say so)")
+    mtx.add_argument("--shard", type=_shard, metavar="I/N",
+                     help="run only shard I of N of the matrix (merge the shards with `merge`)")
     _criu_binary(mtx)
     mtx.set_defaults(func=_matrix)
+
+    mrg = commands.add_parser("merge", help="merge the shards of a night into one night, and publish it")
+    mrg.add_argument("parts", nargs="+", type=Path, metavar="RESULTS",
+                     help="each shard's results.json, or the directory holding one")
+    mrg.add_argument("--out", type=Path, default=matrix.DEFAULT_OUT, metavar="DIR",
+                     help=f"base directory of the dated result directories (default: {matrix.DEFAULT_OUT})")
+    mrg.add_argument("--previous", type=Path, metavar="DIR",
+                     help="compare with these results (default: the latest dated directory in --out)")
+    mrg.add_argument("--threshold", type=_fraction, default=compare.DEFAULT_THRESHOLD,
+                     help="median downtime growth that counts as a regression (default: 0.2 = +20%%)")
+    mrg.set_defaults(func=_merge)
 
     ins = commands.add_parser(
         "inspect", help="predict whether criu dump of a process tree would be refused, and why (never dumps)"

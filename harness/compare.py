@@ -89,7 +89,7 @@ class Verdict:
     def line(self) -> str:
         name, backend, plan = self.key
         either = self.new or self.old
-        if either is not None and either.mechanism:
+        if self.kind == "atlas cell changed" and either is not None and either.mechanism:
             # An atlas cell: the mechanism, the plan and the CRIU version, whatever the key.
             version = f"criu {either.criu_version}" if either.criu_version else ""
             where = ", ".join(x for x in (plan or "-", version, backend.split(",")[0]) if x)
@@ -212,7 +212,10 @@ def classify(
     was, now = old.outcome, new.outcome
     transition = f"{was} -> {now}"
     if old.mechanism and new.mechanism and kind(old) != kind(new):
-        alternative = old.ok and new.ok and old.expected == new.expected
+        # Both as expected, expecting the same: the scenario's [expect.or]. A CRIU that became
+        # unusable (skipped) is a change all the same.
+        alternative = (old.ok and new.ok and old.expected == new.expected
+                       and Outcome.SKIPPED not in (old.outcome, new.outcome))
         if not alternative:
             why = normalized_signature(new) or new.reason
             return Verdict("atlas cell changed", key, old, new,

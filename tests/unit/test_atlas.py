@@ -126,4 +126,4 @@ def test_an_alternative_is_no_change(tmp_path: Path, capsys: pytest.CaptureFixtu
     run.scenarios.append(result("scm-rights", "scm-rights", "4.2.1", Outcome.PASSED, "fails", lost=3))
     run.write(new)
     assert cli.main(["compare", str(old), str(new), "--threshold", "100"]) == 0
-    assert "outcome changed: scm-rights [server-first, criu 4.2.1, cli]" in capsys.readouterr().out
+    assert "outcome changed: scm-rights [cli, criu 4.2.1, server-first]" in capsys.readouterr().out
