@@ -30,6 +30,25 @@ __all__ = ["Atlas", "AtlasCell", "atlas_of", "cells_of"]
 ATLAS_JSON = "atlas.json"
 ATLAS_HTML = "atlas.html"
 ATLAS_MD = "atlas.md"
+ATLAS_PAGE = """# The migration atlas
+
+Which IPC between two processes survives a CRIU migration, under which plan, on which CRIU:
+each cell is a built-in scenario (`scenarios/atlas/`, and the three of `scenarios/` that name a
+mechanism) run for real. Retake it with `sudo .venv/bin/criu-harness atlas --markdown
+docs/atlas.md` (every CRIU installed side by side under /opt/criu is a column: see
+`scripts/install-criu --version`).
+
+How to read a cell: **migrates** (the echo loop resumed, verified; messages lost or repeated
+are counted), **refused at dump** (CRIU refused; the pair lives on), **fails at restore** (the
+images do not restore: the workload is lost), **breaks** (CRIU dumped and restored without a
+complaint, and the IPC did not come back: the client's first error is the signature),
+**criu unusable** (that CRIU fails `criu check` on this kernel). The downtime is the longest
+gap between two answered round trips, as the client saw it. Why each mechanism does what it
+does, as measured, is the comment at the top of its scenario file (and of its plans').
+
+{header}
+
+{body}"""
 _RUN_DIR = re.compile(r"(?:/[^\s/;:'\",]+)*/" + re.escape(PREFIX) + r"[^\s/;:'\",]+")
 # What else changes every run in CRIU's lines: pids, ids, addresses, glibc's temporary names.
 _VARYING = (
@@ -162,6 +181,10 @@ class Atlas:
             f"{c['version']}" + ("" if c["usable"] else " (criu check fails)") for c in self.criu)
         return (f"atlas taken {self.taken} | kernel {self.kernel} | {self.distribution} | "
                 f"backend {self.backend} | criu {crius}")
+
+    def page(self) -> str:
+        """docs/atlas.md: the atlas of this machine, with how to read and retake it."""
+        return ATLAS_PAGE.format(header=self.header(), body=self.markdown())
 
     def table(self) -> list[str]:
         """One line per cell: mechanism, plan, CRIU, what happened, lost, downtime, signature."""

@@ -29,7 +29,7 @@ from harness import (
     shards,
     survey,
 )
-from harness.atlas import Atlas, atlas_of
+from harness.atlas import atlas_of
 from harness.criu import BACKENDS, get_backend
 from harness.criu.options import NETWORK_LOCKS
 from harness.errors import HarnessError, UsageError
@@ -166,37 +166,12 @@ def _atlas(args: argparse.Namespace) -> int:
     print(atlas.header())
     print("\n".join(atlas.table()))
     if args.markdown is not None:
-        args.markdown.write_text(atlas_page(atlas))
+        args.markdown.write_text(atlas.page())
         print(f"wrote {args.markdown}")
     acc = atlas.accuracy()
     if sum(acc.values()):
         print("inspect: " + ", ".join(f"{n} {k}" for k, n in acc.items()))
     return 0 if atlas.ok else 1
-
-
-def atlas_page(atlas: Atlas) -> str:
-    """docs/atlas.md: the atlas of this machine, with how to read and retake it."""
-    return ATLAS_PAGE.format(header=atlas.header(), body=atlas.markdown())
-
-
-ATLAS_PAGE = """# The migration atlas
-
-Which IPC between two processes survives a CRIU migration, under which plan, on which CRIU:
-each cell is a built-in scenario (`scenarios/atlas/`, and the three of `scenarios/` that name a
-mechanism) run for real. Retake it with `sudo .venv/bin/criu-harness atlas --markdown
-docs/atlas.md` (every CRIU installed side by side under /opt/criu is a column: see
-`scripts/install-criu --version`).
-
-How to read a cell: **migrates** (the echo loop resumed, verified; messages lost or repeated
-are counted), **refused at dump** (CRIU refused; the pair lives on), **fails at restore** (the
-images do not restore: the workload is lost), **breaks** (CRIU dumped and restored without a
-complaint, and the IPC did not come back: the client's first error is the signature),
-**criu unusable** (that CRIU fails `criu check` on this kernel). The downtime is the longest
-gap between two answered round trips, as the client saw it.
-
-{header}
-
-{body}"""
 
 
 def _inspect(args: argparse.Namespace) -> int:
