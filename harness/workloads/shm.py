@@ -58,7 +58,7 @@ class Region:
 KEY_BASE, KEY_MASK = 0x43520000, 0xFFFF0000
 # Objects of a run that the harness killed stay behind; older than this, and their creator
 # gone, they are stale. (A run's own are never this old: runs take seconds or minutes.)
-STALE_S = 3600.0
+STALE_S = 600.0
 
 
 def _sysvipc(kind: str) -> list[dict[str, int]]:

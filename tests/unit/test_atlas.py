@@ -127,3 +127,13 @@ def test_an_alternative_is_no_change(tmp_path: Path, capsys: pytest.CaptureFixtu
     run.write(new)
     assert cli.main(["compare", str(old), str(new), "--threshold", "100"]) == 0
     assert "outcome changed: scm-rights [cli, criu 4.2.1, server-first]" in capsys.readouterr().out
+
+
+def test_the_nightly_report_has_an_atlas_section() -> None:
+    from harness import html
+
+    page = html.render(night())
+    assert "<h2>Atlas</h2>" in page and "<table class='atlas'>" in page
+    assert "table.atlas .good" in page  # the cells' colours come along
+    plain = RunReport("4.2.1", "matrix", scenarios=[ScenarioResult("native-dgram", "migrates")])
+    assert "<h2>Atlas</h2>" not in html.render(plain)
