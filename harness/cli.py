@@ -86,15 +86,17 @@ def _run(args: argparse.Namespace) -> int:
 
 def _list(args: argparse.Namespace) -> int:
     problems = 0
+    loaded = []
     for path in scenario.builtin_paths():
         try:
-            s = scenario.load(path)
+            loaded.append(scenario.load(path))
         except scenario.ScenarioError as exc:
             print(exc, file=sys.stderr)
             problems += 1
-            continue
+    width = max([16, *(len(s.name) for s in loaded)])
+    for s in loaded:
         expect = s.expect.outcome + (f" ({s.expect.action})" if s.expect.outcome == "fails" else "")
-        print(f"{s.name:<16} {expect:<16} {s.description}")
+        print(f"{s.name:<{width}} {expect:<16} {s.description}")
     return 2 if problems else 0
 
 
