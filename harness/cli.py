@@ -7,10 +7,13 @@ expected and 1 otherwise.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import errno
+import json
 import math
 import os
 import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn
@@ -18,15 +21,21 @@ from typing import NoReturn
 from harness import (
     artifacts,
     compare,
+    forecast,
     gpu,
     matrix,
+    migratability,
     preflight,
     report,
     reproduce,
     rundir,
     scenario,
+    shards,
+    survey,
 )
+from harness.atlas import atlas_of
 from harness.criu import BACKENDS, DEFAULT_TIMEOUT_S, get_backend
+from harness.criu.options import NETWORK_LOCKS
 from harness.errors import HarnessError, UsageError
 from harness.plan import PLANS
 from harness.report import RunReport
@@ -88,15 +97,17 @@ def _run(args: argparse.Namespace) -> int:
 
 def _list(args: argparse.Namespace) -> int:
     problems = 0
+    loaded = []
     for path in scenario.builtin_paths():
         try:
-            s = scenario.load(path)
+            loaded.append(scenario.load(path))
         except scenario.ScenarioError as exc:
             print(exc, file=sys.stderr)
             problems += 1
-            continue
+    width = max([16, *(len(s.name) for s in loaded)])
+    for s in loaded:
         expect = s.expect.outcome + (f" ({s.expect.action})" if s.expect.outcome == "fails" else "")
-        print(f"{s.name:<16} {expect:<16} {s.description}")
+        print(f"{s.name:<{width}} {expect:<16} {s.description}")
     return 2 if problems else 0
 
 
@@ -130,11 +141,19 @@ def _matrix(args: argparse.Namespace) -> int:
         criu_binary=args.criu_binary,
         criu_timeout=args.criu_timeout,
         criu_fault=args.criu_fault,
+        criu_binaries=args.criu or (),
+        shard=args.shard,
     )
     try:
         return 0 if night.run(lambda line: print(line, flush=True)).ok else 1
     finally:
         rundir.prune(args.keep_max, lambda line: print(line, flush=True))
+
+
+def _merge(args: argparse.Namespace) -> int:
+    night = matrix.merge_night(args.parts, args.out, args.previous, args.threshold,
+                               lambda line: print(line, flush=True))
+    return 0 if night.ok else 1
 
 
 def _compare(args: argparse.Namespace) -> int:
@@ -143,6 +162,68 @@ def _compare(args: argparse.Namespace) -> int:
         print(line)
     print(result.summary())
     return 1 if result.regressions else 0
+
+
+def _atlas(args: argparse.Namespace) -> int:
+    """Take the atlas (or draw it from a run's results with --from), print it, write it."""
+    if args.source is not None:
+        run = RunReport.load(args.source)
+        atlas = atlas_of(run)
+    else:
+        if os.geteuid() != 0:
+            raise UsageError("CRIU needs root: run as root")
+        out = args.out or matrix.DEFAULT_OUT.parent / "atlas" / time.strftime("%Y-%m-%dT%H%M%SZ", time.gmtime())
+        taking = survey.Survey(args.criu or (), args.mechanisms or (), args.plans == "all",
+                               args.backend, args.iterations, bundle_into=out.resolve() / "artifacts")
+        print(f"atlas: {len(taking.cells())} cell(s) into {out}", flush=True)
+        atlas, run = taking.run(lambda line: print(line, flush=True))
+        out.mkdir(parents=True, exist_ok=True)
+        run.write(out / report.RESULTS)
+        for path in atlas.write(out):
+            print(f"wrote {path}")
+    print(atlas.header())
+    print("\n".join(atlas.table()))
+    if args.markdown is not None:
+        args.markdown.write_text(atlas.page())
+        print(f"wrote {args.markdown}")
+    acc = atlas.accuracy()
+    if sum(acc.values()):
+        print("inspect: " + ", ".join(f"{n} {k}" for k, n in acc.items()))
+    return 0 if atlas.ok else 1
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    """Predict whether criu dump of each tree would be refused; never dumps."""
+    if bool(args.pids) == bool(args.scenario):
+        raise UsageError("inspect: give PIDs or --scenario NAME, one of them")
+    if os.geteuid() != 0:
+        raise UsageError("inspect reads other processes' /proc entries: run as root")
+    extra = migratability.DumpOptions(args.ext_unix_sk, args.tcp_established, args.shell_job,
+                                      args.link_remap, args.network_lock)
+    backend = get_backend("cli", args.criu_binary)  # for its version: the cli needs no pycriu
+    if args.scenario:
+        predictions, options, result = forecast.inspect_scenario(
+            scenario.find(args.scenario), backend, args.plan, extra)
+        if not predictions:
+            raise HarnessError(f"{args.scenario}: could not start it: {result.reason}")
+    else:
+        options = dataclasses.replace(extra, criu_version=backend.criu.version())
+        predictions = migratability.predict(args.pids, options)
+    verdict, _ = migratability.overall(predictions)
+    if args.json:
+        print(json.dumps({"verdict": str(verdict), "options": options.flags(),
+                          "criu_version": options.criu_version,
+                          "trees": [p.to_json() for p in predictions]}, indent=2))
+    else:
+        print("\n".join(migratability.report(predictions, options)))
+    return INSPECT_EXIT[verdict]
+
+
+INSPECT_EXIT = {
+    migratability.Verdict.DUMPS: 0,
+    migratability.Verdict.REFUSED: 1,
+    migratability.Verdict.NO_OPINION: 3,
+}
 
 
 def _at_least(
@@ -169,6 +250,15 @@ def _at_least(
 
 _positive = _at_least(int, 1)
 _count = _at_least(int, 0)
+
+
+def _shard(text: str) -> shards.Shard:
+    try:
+        return shards.parse_shard(text)
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 _fraction = _at_least(float, 0)
 _seconds = _at_least(float, 0, above=True)
 
@@ -266,9 +356,65 @@ def build_parser() -> argparse.ArgumentParser:
     mtx.add_argument("--threshold", type=_fraction, default=compare.DEFAULT_THRESHOLD,
                      help="median downtime growth that counts as a regression (default: 0.2 = +20%%)")
     _keep_max(mtx)
+    mtx.add_argument("--criu", nargs="+", metavar="PATH",
+                     help="run the matrix once per CRIU binary (a CRIU failing criu check here "
+                          "gives results that say so)")
+    mtx.add_argument("--shard", type=_shard, metavar="I/N",
+                     help="run only shard I of N of the matrix (merge the shards with `merge`)")
     _criu_binary(mtx)
     _criu_action(mtx)
     mtx.set_defaults(func=_matrix)
+
+    mrg = commands.add_parser("merge", help="merge the shards of a night into one night, and publish it")
+    mrg.add_argument("parts", nargs="+", type=Path, metavar="RESULTS",
+                     help="each shard's results.json, or the directory holding one")
+    mrg.add_argument("--out", type=Path, default=matrix.DEFAULT_OUT, metavar="DIR",
+                     help=f"base directory of the dated result directories (default: {matrix.DEFAULT_OUT})")
+    mrg.add_argument("--previous", type=Path, metavar="DIR",
+                     help="compare with these results (default: the latest dated directory in --out)")
+    mrg.add_argument("--threshold", type=_fraction, default=compare.DEFAULT_THRESHOLD,
+                     help="median downtime growth that counts as a regression (default: 0.2 = +20%%)")
+    mrg.set_defaults(func=_merge)
+
+    ins = commands.add_parser(
+        "inspect", help="predict whether criu dump of a process tree would be refused, and why (never dumps)"
+    )
+    ins.add_argument("pids", nargs="*", type=_positive, metavar="PID",
+                     help="the root of each tree, in the order they would be dumped")
+    ins.add_argument("--scenario", metavar="NAME",
+                     help="start this scenario's workloads, inspect them, stop them")
+    ins.add_argument("--plan", choices=list(PLANS), default=None,
+                     help="with --scenario: its dump order (default: the scenario's plan)")
+    for flag, what in (("--ext-unix-sk", "unix sockets with a peer outside the tree"),
+                       ("--tcp-established", "established TCP connections"),
+                       ("--shell-job", "a tree in the caller's session or terminal"),
+                       ("--link-remap", "files still linked under another name")):
+        ins.add_argument(flag, action="store_true", help=f"the dump would be given {flag}: {what}")
+    ins.add_argument("--network-lock", choices=NETWORK_LOCKS, help="the dump's --network-lock")
+    ins.add_argument("--json", action="store_true", help="the predictions as JSON")
+    _criu_binary(ins)
+    ins.set_defaults(func=_inspect)
+
+    atl = commands.add_parser(
+        "atlas", help="which IPC survives CRIU: every mechanism x plan x CRIU version, as a table"
+    )
+    atl.add_argument("--criu", nargs="+", metavar="PATH",
+                     help="the CRIU binaries (default: criu on PATH and each under /opt/criu)")
+    atl.add_argument("--mechanisms", nargs="+", metavar="NAME",
+                     help="only these mechanisms (default: every scenario that names one)")
+    atl.add_argument("--plans", choices=("own", "all"), default="own",
+                     help="each scenario's own plans (default), or every plan")
+    atl.add_argument("--backend", choices=sorted(BACKENDS), default="cli",
+                     help="how to drive CRIU (default: cli, which needs no pycriu of each version)")
+    atl.add_argument("--iterations", type=_positive, default=1, help="migrations per cell")
+    atl.add_argument("--out", type=Path, metavar="DIR",
+                     help="where to write results.json, atlas.json, atlas.html, atlas.md "
+                          "(default: reports/atlas/<date>)")
+    atl.add_argument("--from", dest="source", type=Path, metavar="RESULTS",
+                     help="draw the atlas from a run's results (a nightly's) instead of running")
+    atl.add_argument("--markdown", type=Path, metavar="FILE",
+                     help="also write the atlas page (docs/atlas.md) there")
+    atl.set_defaults(func=_atlas)
 
     cmp = commands.add_parser("compare", help="compare two runs' results; exit 1 on a regression")
     cmp.add_argument("old", type=Path, metavar="OLD", help="results.json, or a directory holding one")

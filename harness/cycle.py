@@ -67,6 +67,11 @@ class Cycles:
         ).run(self.workloads, record)
         cycle.outcome, cycle.reason = Outcome.FAILED, ""
         cycle.stats = self._stats(record, images)
+        alternative = self.scenario.alternative
+        if alternative is not None and (record.error is None) == (self.expect.outcome == "fails"):
+            # CRIU did what [expect.or] expects: the run is held to that from now on (the
+            # result's `expected` stays the scenario's own: an alternative is no change).
+            self.expect = alternative
         if record.error is not None:
             self._failed(cycle, record)
         elif self.expect.outcome == "fails":
@@ -98,7 +103,17 @@ class Cycles:
             self.progress.wait(min(resumed, default=record.finished), verify.min_progress,
                                verify.deadline)
         except VerificationError as exc:
+            if self.expect.outcome == "breaks":
+                self._broken(cycle, record, str(exc))
+                return
             cycle.reason = "; ".join([f"{exc}; {tails(self.workloads)}", *changed])
+            return
+        if self.expect.outcome == "breaks":
+            cycle.outcome = Outcome.XPASSED
+            cycle.reason = (
+                f"expected the IPC not to come back ({self.expect.signature!r}), but the "
+                "workload resumed after the migration"
+            )
             return
         window = (record.started, time.time())
         cycle.downtime_ms = self.progress.downtime_ms(window)
@@ -126,6 +141,11 @@ class Cycles:
             )
             cycle.reason = f"criu {record.failed_step} failed: {err}{wanted}"
             return
+        if record.failed_step is Step.RESTORE:
+            # Nothing to roll back to: the images are all there is, and they do not restore.
+            cycle.outcome = Outcome.XFAILED
+            cycle.reason = "failed as expected at restore; the workload is lost"
+            return
         # The expected failure: now the workload must live on as if nothing happened.
         self.resumed = False
         dead = [name for name, w in self.workloads.items() if not w.alive()]
@@ -141,6 +161,24 @@ class Cycles:
         self.resumed = True
         cycle.outcome = Outcome.XFAILED
         cycle.reason = "failed as expected; the workload kept running"
+
+    def _broken(self, cycle: CycleResult, record: MigrationRecord, why: str) -> None:
+        """CRIU migrated the workload, and it did not resume: as expected when the client's
+        first error since the migration contains the scenario's signature."""
+        errors = [
+            str(e.get("error")) for e in self.progress.events() or []
+            if e.get("event") == "error" and e.get("ts", 0) >= record.started
+        ]
+        first = errors[0] if errors else None
+        cycle.client_errors = len(errors)
+        signature = self.expect.signature or ""
+        if first is not None and signature in first:
+            cycle.outcome = Outcome.XFAILED
+            cycle.reason = f"migrated, but the IPC did not come back, as expected: client: {first}"
+            return
+        cycle.reason = (
+            f"{why}; expected the client's first error to contain {signature!r}, saw {first!r}"
+        )
 
     def _stats(self, record: MigrationRecord, images: Path) -> dict[str, RoleStats]:
         """Per role: CRIU's statistics, the image size and the harness's time per step."""

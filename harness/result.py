@@ -212,6 +212,10 @@ class ScenarioResult:
     duration_s: float = 0.0
     cycles: list[CycleResult] = field(default_factory=list)
     downtime_summary: DowntimeSummary | None = None
+    # The scenario's IPC mechanism (the atlas's row) and the CRIU version it ran on (a matrix
+    # may run several): None in files written before they were recorded.
+    mechanism: str | None = None
+    criu_version: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -251,6 +255,8 @@ class ScenarioResult:
             duration_s=f.number("duration_s", 0.0),
             cycles=f.items("cycles", CycleResult.from_json),
             downtime_summary=DowntimeSummary.from_json(summary) if summary is not None else None,
+            mechanism=f.optional_text("mechanism"),
+            criu_version=f.optional_text("criu_version"),
         )
 
     @classmethod

@@ -41,7 +41,7 @@ def over_limits(
         problems.append(f"{lost} message(s) lost (at most {max_lost} expected)")
     if errors > max_errors:
         problems.append(f"{errors} client error(s) (at most {max_errors} expected)")
-    if duplicates:
+    if duplicates > expect.max_duplicates * cycles:
         problems.append(f"{duplicates} duplicate repl(ies)")
     return problems
 
@@ -70,7 +70,7 @@ def conclude(
         result.out_of_order, result.timeouts = acc.out_of_order, acc.timeouts
         result.client_errors = acc.client_errors
         result.sent, result.answered = acc.sent, acc.answered
-    if expect.outcome == "fails":
+    if expect.outcome in ("fails", "breaks"):
         result.outcome, result.reason = last.outcome, last.reason
         result.resumed_after_failure = resumed
         return

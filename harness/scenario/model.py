@@ -6,13 +6,14 @@ import re
 import signal
 import sys
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from harness import readiness
 from harness.criu.options import NETWORK_LOCKS, CriuOptions, config_lines
 from harness.criu.plugins import plugin_dir
+from harness.criu.version import matches as version_matches
 from harness.errors import UsageError
 from harness.plan import DEFAULT_PLAN
 from harness.problems import MAX_SECONDS, Problems, type_name
@@ -129,14 +130,16 @@ class CriuSpec:
 
 @dataclass(frozen=True)
 class Expectation:
-    """What must happen: the migration succeeds, or CRIU fails by ``action`` with a log line
-    containing ``signature``."""
+    """What must happen: the migration succeeds; or CRIU fails by ``action`` with a log line
+    containing ``signature``; or ("breaks") CRIU dumps and restores without a complaint but
+    the IPC does not come back, and the client's first error contains ``signature``."""
 
-    outcome: str = "migrates"  # or "fails"
+    outcome: str = "migrates"  # or "fails", "breaks"
     action: str | None = None
     signature: str | None = None
     max_lost: int = 0
     max_client_errors: int = 0
+    max_duplicates: int = 0
     # Visible-state differences CRIU is known to cause here, as fnmatch patterns on
     # "FIELD: BEFORE -> AFTER" (harness.fingerprint): reported, but they do not fail a cycle.
     allowed_differences: tuple[str, ...] = ()
@@ -224,13 +227,26 @@ class Scenario:
     criu: CriuSpec = CriuSpec()
     builds: tuple[Build, ...] = ()
     features: tuple[str, ...] = ()
+    # The IPC mechanism the scenario shows (the atlas's row), e.g. "unix-seqpacket"; "" if none.
+    mechanism: str = ""
+    # [expect.criu."SPEC"]: (version spec, the keys it changes), first match wins.
+    criu_expect: tuple[tuple[str, dict[str, Any]], ...] = ()
+    # [expect.or]: what is as expected too when CRIU does the other thing (succeeds where
+    # [expect] says it fails, or fails where it says it succeeds): CRIU is not always
+    # deterministic (scenarios/atlas/scm-rights.toml).
+    alternative: Expectation | None = None
 
     @property
     def roles(self) -> list[str]:
         return [p.role for p in self.processes]
 
-    def expectation(self, plan: str) -> Expectation:
-        return self.plan_expect.get(plan, self.expect)
+    def expectation(self, plan: str, criu_version: str | None = None) -> Expectation:
+        """What must happen under plan, on that CRIU version (when given)."""
+        expect = self.plan_expect.get(plan, self.expect)
+        for spec, keys in self.criu_expect:
+            if criu_version is not None and version_matches(spec, criu_version):
+                return replace(expect, **keys)
+        return expect
 
     def render(self, text: str, run_dir: Path) -> str:
         """Replace the placeholders ({run_dir}, {run_id}, {python}, {scenario_dir}, {name}) in
