@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from html import escape
 from pathlib import Path
-from typing import Any
 
 from harness import environment
 from harness.behaviour import client_error, describe, kind
 from harness.criu.log import message
+from harness.fields import JsonObject
 from harness.report import RunReport
 from harness.result import ScenarioResult
 from harness.rundir import PREFIX
@@ -88,7 +88,7 @@ class AtlasCell:
     predicted: str | None = None  # inspect's prediction of the dump, when one was made
     judgement: str | None = None  # right, wrong, no opinion
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JsonObject:
         return dict(self.__dict__)
 
     @classmethod
@@ -145,7 +145,7 @@ class Atlas:
     kernel: str
     distribution: str
     backend: str
-    criu: list[dict[str, Any]]  # harness.criu.binaries.CriuBuild.to_json() of each
+    criu: list[JsonObject]  # harness.criu.binaries.CriuBuild.to_json() of each
     cells: list[AtlasCell] = field(default_factory=list)
 
     @property
@@ -285,7 +285,7 @@ th {{ background: #f2f2f2; }}
 
     # --- for programs -------------------------------------------------------------------------
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JsonObject:
         return {"taken": self.taken, "kernel": self.kernel, "distribution": self.distribution,
                 "backend": self.backend, "criu": self.criu, "accuracy": self.accuracy(),
                 "cells": [c.to_json() for c in self.cells]}

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.criu import Backend
+from harness.fields import JsonObject
 from harness.migratability import DumpOptions, Prediction, Verdict, overall, predict
 from harness.process import Workload
 from harness.result import Keep, ScenarioResult
@@ -77,7 +78,7 @@ class Judgement:
         was = self.actual + (f" ({self.actual_signature})" if self.actual_signature else "")
         return f"{self.verdict:<10} {self.scenario} [{self.plan}]: predicted {said}; criu dump {was}"
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JsonObject:
         return dict(self.__dict__) | {"predicted": str(self.predicted)}
 
 

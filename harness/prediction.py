@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
 
 from harness.criu.options import CriuOptions
+from harness.fields import JsonObject
 
 __all__ = ["DumpOptions", "Finding", "Prediction", "Severity", "Verdict"]
 
@@ -70,7 +70,7 @@ class Finding:
             text += f"; helps: {self.helps}"
         return text
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JsonObject:
         return {"severity": str(self.severity), "pid": self.pid, "process": self.process,
                 "fd": self.fd, "what": self.what, "signature": self.signature, "helps": self.helps}
 
@@ -95,7 +95,7 @@ class Prediction:
     def refusal(self) -> Finding | None:
         return next((f for f in self.findings if f.severity is Severity.REFUSAL), None)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JsonObject:
         refusal = self.refusal
         return {"root": self.root, "process": self.process, "role": self.role,
                 "verdict": str(self.verdict), "signature": refusal.signature if refusal else None,
