@@ -47,6 +47,23 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 1 if result.regressions else 0
 
 
+def _threshold(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--threshold", type=options.fraction, default=compare.DEFAULT_THRESHOLD,
+                        help="median downtime growth that counts as a regression "
+                             "(default: 0.2 = +20%%)")
+
+
+def _published(parser: argparse.ArgumentParser) -> None:
+    """Where a night goes, and what it is compared with."""
+    parser.add_argument("--out", type=Path, default=matrix.DEFAULT_OUT, metavar="DIR",
+                        help="base directory of the dated result directories "
+                             f"(default: {matrix.DEFAULT_OUT})")
+    parser.add_argument("--previous", type=Path, metavar="DIR",
+                        help="compare with these results (default: the latest dated directory "
+                             "in --out)")
+    _threshold(parser)
+
+
 def add(commands: Any) -> None:
     """Add these commands to the command line's subparsers."""
     mtx = commands.add_parser(
@@ -58,12 +75,7 @@ def add(commands: Any) -> None:
                      help=f"only these backends (default: {' '.join(BACKENDS)})")
     mtx.add_argument("--iterations", type=options.positive, default=1,
                      help="migrate each running workload N times")
-    mtx.add_argument("--out", type=Path, default=matrix.DEFAULT_OUT, metavar="DIR",
-                     help=f"base directory of the dated result directories (default: {matrix.DEFAULT_OUT})")
-    mtx.add_argument("--previous", type=Path, metavar="DIR",
-                     help="compare with these results (default: the latest dated directory in --out)")
-    mtx.add_argument("--threshold", type=options.fraction, default=compare.DEFAULT_THRESHOLD,
-                     help="median downtime growth that counts as a regression (default: 0.2 = +20%%)")
+    _published(mtx)
     options.keep_max(mtx)
     mtx.add_argument("--criu", nargs="+", metavar="PATH",
                      help="run the matrix once per CRIU binary (a CRIU failing criu check here "
@@ -77,17 +89,11 @@ def add(commands: Any) -> None:
     mrg = commands.add_parser("merge", help="merge the shards of a night into one night, and publish it")
     mrg.add_argument("parts", nargs="+", type=Path, metavar="RESULTS",
                      help="each shard's results.json, or the directory holding one")
-    mrg.add_argument("--out", type=Path, default=matrix.DEFAULT_OUT, metavar="DIR",
-                     help=f"base directory of the dated result directories (default: {matrix.DEFAULT_OUT})")
-    mrg.add_argument("--previous", type=Path, metavar="DIR",
-                     help="compare with these results (default: the latest dated directory in --out)")
-    mrg.add_argument("--threshold", type=options.fraction, default=compare.DEFAULT_THRESHOLD,
-                     help="median downtime growth that counts as a regression (default: 0.2 = +20%%)")
+    _published(mrg)
     mrg.set_defaults(func=cmd_merge)
 
     cmp = commands.add_parser("compare", help="compare two runs' results; exit 1 on a regression")
     cmp.add_argument("old", type=Path, metavar="OLD", help="results.json, or a directory holding one")
     cmp.add_argument("new", type=Path, metavar="NEW", help="results.json, or a directory holding one")
-    cmp.add_argument("--threshold", type=options.fraction, default=compare.DEFAULT_THRESHOLD,
-                     help="median downtime growth that counts as a regression (default: 0.2 = +20%%)")
+    _threshold(cmp)
     cmp.set_defaults(func=cmd_compare)
