@@ -12,9 +12,9 @@ import argparse
 import socket
 import sys
 
-from harness.workloads.client import run_client
+from harness.workloads.client import run_socket_client
 from harness.workloads.events import EventLog
-from harness.workloads.protocol import GREETING, bind_path, client_arguments, frame
+from harness.workloads.protocol import bind_path, client_arguments
 
 
 def client(args: argparse.Namespace) -> int:
@@ -24,14 +24,7 @@ def client(args: argparse.Namespace) -> int:
     sock.connect(args.server)
     print(f"connected datagram client {args.socket} -> {args.server}", flush=True)
 
-    def send(seq: int) -> None:
-        sock.send(frame(seq, GREETING, args.size))
-
-    def recv(timeout: float) -> bytes:
-        sock.settimeout(timeout)
-        return sock.recv(args.size)
-
-    return run_client(send, recv, events, args)
+    return run_socket_client(sock, events, args, stream=False)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,7 +13,7 @@ import argparse
 import socket
 import sys
 
-from harness.workloads.client import run_client
+from harness.workloads.client import run_client, run_socket_client
 from harness.workloads.events import EventLog
 from harness.workloads.protocol import GREETING, REPLY, frame, parse, recv_exact
 from harness.workloads.rendezvous import publish, read_published
@@ -79,16 +79,7 @@ def client_tcp(args: argparse.Namespace) -> int:
     sock = socket.create_connection(server, timeout=5.0)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     print(f"tcp client {sock.getsockname()} -> {server}", flush=True)
-
-    def send(seq: int) -> None:
-        sock.settimeout(None)
-        sock.sendall(frame(seq, GREETING, args.size))
-
-    def recv(timeout: float) -> bytes:
-        sock.settimeout(timeout)
-        return recv_exact(sock, args.size)
-
-    return run_client(send, recv, events, args)
+    return run_socket_client(sock, events, args, stream=True)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,13 +11,11 @@ import argparse
 import socket
 import sys
 
-from harness.workloads.client import run_client
+from harness.workloads.client import run_socket_client
 from harness.workloads.events import EventLog
 from harness.workloads.protocol import (
-    GREETING,
     bind_path,
     client_arguments,
-    frame,
     server_arguments,
 )
 from harness.workloads.stream import connect
@@ -45,14 +43,7 @@ def client(args: argparse.Namespace) -> int:
         return 1
     print(f"seqpacket client {args.socket} -> {args.server}", flush=True)
 
-    def send(seq: int) -> None:
-        sock.send(frame(seq, GREETING, args.size))
-
-    def recv(timeout: float) -> bytes:
-        sock.settimeout(timeout)
-        return sock.recv(args.size)
-
-    return run_client(send, recv, events, args)
+    return run_socket_client(sock, events, args, stream=False)
 
 
 def main(argv: list[str] | None = None) -> int:

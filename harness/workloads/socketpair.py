@@ -10,9 +10,9 @@ import argparse
 import socket
 import sys
 
-from harness.workloads.client import run_client
+from harness.workloads.client import run_socket_client
 from harness.workloads.events import EventLog
-from harness.workloads.protocol import GREETING, frame, recv_exact
+from harness.workloads.protocol import recv_exact
 from harness.workloads.tree import run_tree, serve_frames, tree_arguments
 
 
@@ -31,14 +31,7 @@ def main(argv: list[str] | None = None) -> int:
         server_end.close()
         events = EventLog(args.events)
 
-        def send(seq: int) -> None:
-            client_end.sendall(frame(seq, GREETING, args.size))
-
-        def recv(timeout: float) -> bytes:
-            client_end.settimeout(timeout)
-            return recv_exact(client_end, args.size)
-
-        return run_client(send, recv, events, args)
+        return run_socket_client(client_end, events, args, stream=True)
 
     return run_tree("socketpair", server, client, close=(server_end, client_end))
 
