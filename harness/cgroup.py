@@ -83,6 +83,19 @@ class RunCgroup:
 
         return move
 
+    def owns(self, pid: int) -> bool:
+        """pid is (or, as a zombie, was) in this cgroup or one below it."""
+        top = root()
+        try:
+            line = Path(f"/proc/{pid}/cgroup").read_text().splitlines()[-1]
+        except (OSError, IndexError):
+            return False
+        if top is None or not line.startswith("0::"):
+            return False
+        mine = "/" + str(self.path.relative_to(top))
+        where = line[3:]
+        return where == mine or where.startswith(mine + "/")
+
     def pids(self) -> list[int]:
         pids: list[int] = []
         for procs in self._procs_files():

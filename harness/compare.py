@@ -10,7 +10,11 @@ means as expected (passed, xfailed, skipped); "bad" is failed, error or xpassed:
 - signature changed: CRIU's error message differs, once the run's own details are taken out;
 - still failing: bad both times with the same message;
 - outcome changed: good both times but different (skipped -> passed, passed -> xfailed);
-- downtime regression: good both times, median downtime up by more than the threshold.
+- downtime regression: good both times, median downtime up by more than the threshold;
+- atlas cell changed: a result that names an IPC mechanism, whose kind (harness.behaviour:
+  migrates, refused at dump, fails at restore, breaks, ...) differs; the line names the
+  mechanism, the plan and the CRIU version. Not when both are as expected with the same
+  expectation: that is a scenario's [expect.or], CRIU doing one of two things it does.
 """
 
 from __future__ import annotations
@@ -21,10 +25,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness.behaviour import describe, kind
 from harness.criu.log import message
 from harness.errors import UsageError
 from harness.fields import JsonObject
-from harness.result import Outcome, RunReport, ScenarioResult
+from harness.report import RunReport
+from harness.result import Outcome, ScenarioResult
 from harness.rundir import PREFIX
 
 __all__ = [
@@ -45,6 +51,7 @@ DEFAULT_THRESHOLD = 0.2
 
 # Every verdict, in the order a report lists them (worst first).
 KINDS = (
+    "atlas cell changed",
     "new failure",
     "expected failure now passes",
     "signature changed",
@@ -57,7 +64,8 @@ KINDS = (
     "unchanged",
 )
 REGRESSIONS = frozenset(
-    {"new failure", "expected failure now passes", "signature changed", "downtime regression"}
+    {"atlas cell changed", "new failure", "expected failure now passes", "signature changed",
+     "downtime regression"}
 )
 
 Key = tuple[str, str, str]  # (scenario, backend, plan)
@@ -81,6 +89,14 @@ class Verdict:
 
     def line(self) -> str:
         name, backend, plan = self.key
+        either = self.new or self.old
+        if self.kind == "atlas cell changed" and either is not None and either.mechanism:
+            # An atlas cell: the mechanism, the plan and the CRIU version, whatever the key.
+            version = f"criu {either.criu_version}" if either.criu_version else ""
+            where = ", ".join(x for x in (plan or "-", version, backend.split(",")[0]) if x)
+            return f"{self.kind}: {either.mechanism} [{where}]" + (
+                f" ({name})" if name != either.mechanism else "") + (
+                f": {self.detail}" if self.detail else "")
         return f"{self.kind}: {name} [{backend}, {plan or '-'}]" + (
             f": {self.detail}" if self.detail else ""
         )
@@ -143,7 +159,13 @@ def load_results(path: Path) -> RunReport:
 
 
 def key_of(entry: ScenarioResult, run: RunReport) -> Key:
-    return (entry.name, run.backend_of(entry), entry.plan)
+    """(scenario, backend, plan); in a run on several CRIU versions, the backend part names
+    the version too ("cli, criu 4.1.1"), so each version's result is a key of its own."""
+    backend = run.backend_of(entry)
+    versions = {s.criu_version for s in run.scenarios if s.criu_version}
+    if len(versions) > 1 and entry.criu_version:
+        backend = f"{backend}, criu {entry.criu_version}"
+    return (entry.name, backend, entry.plan)
 
 
 def normalized_signature(entry: ScenarioResult) -> str | None:
@@ -190,6 +212,16 @@ def classify(
         return Verdict("removed scenario", key, old, None, f"was {old.outcome}")
     was, now = old.outcome, new.outcome
     transition = f"{was} -> {now}"
+    if old.mechanism and new.mechanism and kind(old) != kind(new):
+        # Both as expected, expecting the same: the scenario's [expect.or]. A CRIU that became
+        # unusable (skipped) is a change all the same.
+        alternative = (old.ok and new.ok and old.expected == new.expected
+                       and Outcome.SKIPPED not in (old.outcome, new.outcome))
+        if not alternative:
+            why = normalized_signature(new) or new.reason
+            return Verdict("atlas cell changed", key, old, new,
+                           f"{describe(old)} -> {describe(new)} ({transition})"
+                           + (f": {why}" if why and not new.ok else ""))
     if was is Outcome.XFAILED and now is Outcome.XPASSED:
         return Verdict(
             "expected failure now passes", key, old, new,

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.criu import Backend, CriuOptions
+from harness.difference import Inspection, describe
 from harness.errors import HarnessError, VerificationError
 from harness.evidence import drop_pages
-from harness.fingerprint import Inspection, describe
 from harness.migration import Migration, MigrationRecord
 from harness.plan import Plan
 from harness.process import Workload
@@ -67,6 +67,11 @@ class Cycles:
         ).run(self.workloads, record)
         cycle.outcome, cycle.reason = Outcome.FAILED, ""
         cycle.stats = self._stats(record, images)
+        alternative = self.scenario.alternative
+        if alternative is not None and (record.error is None) == (self.expect.outcome == "fails"):
+            # CRIU did what [expect.or] expects: the run is held to that from now on (the
+            # result's `expected` stays the scenario's own: an alternative is no change).
+            self.expect = alternative
         if record.error is not None:
             self._failed(cycle, record)
         elif self.expect.outcome == "fails":
@@ -98,7 +103,17 @@ class Cycles:
             self.progress.wait(min(resumed, default=record.finished), verify.min_progress,
                                verify.deadline)
         except VerificationError as exc:
+            if self.expect.outcome == "breaks":
+                self._broken(cycle, record, str(exc))
+                return
             cycle.reason = "; ".join([f"{exc}; {tails(self.workloads)}", *changed])
+            return
+        if self.expect.outcome == "breaks":
+            cycle.outcome = Outcome.XPASSED
+            cycle.reason = (
+                f"expected the IPC not to come back ({self.expect.signature!r}), but the "
+                "workload resumed after the migration"
+            )
             return
         window = (record.started, time.time())
         cycle.downtime_ms = self.progress.downtime_ms(window)
@@ -152,6 +167,24 @@ class Cycles:
         self.resumed = True
         cycle.outcome = Outcome.XFAILED
         cycle.reason = "failed as expected; the workload kept running"
+
+    def _broken(self, cycle: CycleResult, record: MigrationRecord, why: str) -> None:
+        """CRIU migrated the workload, and it did not resume: as expected when the client's
+        first error since the migration contains the scenario's signature."""
+        errors = [
+            str(e.get("error")) for e in self.progress.events() or []
+            if e.get("event") == "error" and e.get("ts", 0) >= record.started
+        ]
+        first = errors[0] if errors else None
+        cycle.client_errors = len(errors)
+        signature = self.expect.signature or ""
+        if first is not None and signature in first:
+            cycle.outcome = Outcome.XFAILED
+            cycle.reason = f"migrated, but the IPC did not come back, as expected: client: {first}"
+            return
+        cycle.reason = (
+            f"{why}; expected the client's first error to contain {signature!r}, saw {first!r}"
+        )
 
     def _stats(self, record: MigrationRecord, images: Path) -> dict[str, RoleStats]:
         """Per role: CRIU's statistics, the image size and the harness's time per step."""

@@ -117,7 +117,9 @@ class FaultCase:
         else:
             expect = replace(expect, outcome="fails", action=self.failing_action,
                              signature=self.signature, killed_by=self.killed_by)
+        # The case's expectation alone: none per plan, per CRIU version, or as an alternative.
         return replace(base, name=self.id, criu=criu, expect=expect, plan_expect={},
+                       criu_expect=(), alternative=None,
                        description=f"{base.description}; CRIU_FAULT={self.code} ({self.name})")
 
 

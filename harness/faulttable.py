@@ -6,7 +6,8 @@ from __future__ import annotations
 from html import escape
 
 from harness.faults import OBSERVED_WITH
-from harness.result import Outcome, RunReport, ScenarioResult
+from harness.report import RunReport
+from harness.result import Outcome, ScenarioResult
 
 __all__ = ["html"]
 

@@ -6,13 +6,15 @@ bad input: one error naming the field and what is wrong, never a KeyError or Typ
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any, TypeVar
 
 from harness.errors import UsageError
 
-__all__ = ["FieldError", "Fields", "JsonObject"]
+__all__ = ["FieldError", "Fields", "JsonObject", "load_json"]
 
 # A JSON object as json.loads gives it and json.dumps takes it: the edge of the typed model
 # (each to_json writes one, each from_json reads one through Fields), and the shape of data
@@ -151,3 +153,22 @@ def _numbers(values: list[Any], path: str) -> list[float]:
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
             raise FieldError(f"{path}[{i}]", f"must be a finite number, not {kind_of(v)}")
     return [float(v) for v in values]
+
+
+def load_json(file: Path, read: Callable[[Fields], T]) -> T:
+    """A JSON file the harness wrote, read by ``read``; anything wrong with it (missing,
+    unreadable, not JSON, a field of the wrong type) is one UsageError naming the file."""
+    try:
+        data = json.loads(file.read_text())
+    except FileNotFoundError:
+        raise UsageError(f"{file}: no such results file") from None
+    except IsADirectoryError:
+        raise UsageError(f"{file}: a directory, not a results file") from None
+    except OSError as exc:
+        raise UsageError(f"{file}: cannot read: {exc.strerror}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{file}: not a results file: bad JSON ({exc})") from None
+    try:
+        return read(Fields(data))
+    except FieldError as exc:
+        raise UsageError(f"{file}: {exc}") from None

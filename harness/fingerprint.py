@@ -1,4 +1,5 @@
-"""Visible state of a workload's processes, taken before a dump and after a restore, and compared.
+"""Visible state of a workload's processes, taken before a dump and after a restore (compared
+in harness.difference).
 
 What a process can see of itself must come back as it was: its pid, command line, working
 directory, open files (by fd number), memory layout, limits and state. What the kernel renames
@@ -10,23 +11,15 @@ from __future__ import annotations
 
 import os
 import resource
-from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from fnmatch import fnmatchcase
 from pathlib import Path
-from typing import Any
 
 import psutil
 
 from harness.errors import WorkloadError
-from harness.fields import Fields, JsonObject
-from harness.proctree import tree_pids, tree_stopped
-from harness.waiting import poll
+from harness.proctree import tree_pids
 
-__all__ = [
-    "Difference", "Fd", "Fingerprint", "Inspection", "describe", "diff", "diff_trees", "take",
-    "take_tree",
-]
+__all__ = ["Fd", "Fingerprint", "take", "take_tree"]
 
 # /proc/net/unix "Type" column (include/linux/net.h).
 _UNIX_TYPES = {"0001": "stream", "0002": "dgram", "0005": "seqpacket"}
@@ -36,6 +29,12 @@ _UNIX_TYPES = {"0001": "stream", "0002": "dgram", "0005": "seqpacket"}
 # another kernel would change the vDSO's size legitimately (6.13 split [vvar] in two): name
 # those mappings here for such a migration.
 IGNORED_MAPPINGS: tuple[str, ...] = ()
+# Mappings the kernel names differently after any restore, for the same memory shared the same
+# way. A shared anonymous mapping (mmap MAP_SHARED|MAP_ANONYMOUS) is backed by an unlinked
+# shmem file the kernel calls "/dev/zero (deleted)"; no system call can make one at a given
+# address in another process, so CRIU restores it from a memfd of that name, which the kernel
+# shows as "/memfd:/dev/zero (deleted)". Same pages, same sharing, same permissions.
+SAME_MAPPING = {"/memfd:/dev/zero (deleted)": "/dev/zero (deleted)"}
 # The rlimits a process can read with getrlimit(), by the name /proc/PID/limits uses.
 _RLIMITS = {
     name.removeprefix("RLIMIT_").lower(): getattr(resource, name)
@@ -79,41 +78,6 @@ class Fingerprint:
         return replace(self, state="", fds=fds)
 
 
-@dataclass(frozen=True)
-class Difference:
-    """One thing that changed across the migration; ``process`` names the role (and the pid)."""
-
-    process: str
-    field: str
-    before: str
-    after: str
-    allowed: bool = False  # the scenario's allowed_differences name it: reported, not failed
-
-    def __str__(self) -> str:
-        return f"{self.process}: {self.change}"
-
-    @property
-    def change(self) -> str:
-        """The difference without the process: what allowed_differences patterns match."""
-        return f"{self.field}: {self.before} -> {self.after}"
-
-    def allowed_by(self, patterns: Iterable[str]) -> bool:
-        return any(fnmatchcase(self.change, p) for p in patterns)
-
-    def judged(self, patterns: Iterable[str]) -> Difference:
-        """This difference, marked allowed if one of the patterns names it."""
-        return replace(self, allowed=self.allowed_by(patterns))
-
-    def to_json(self) -> JsonObject:
-        return {"process": self.process, "field": self.field, "before": self.before,
-                "after": self.after, "allowed": self.allowed}
-
-    @classmethod
-    def from_json(cls, f: Fields) -> Difference:
-        return cls(f.text("process"), f.text("field"), f.text("before"), f.text("after"),
-                   f.boolean("allowed", False))
-
-
 def take(pid: int) -> Fingerprint:
     """The fingerprint of one live process; raise WorkloadError if it is gone."""
     try:
@@ -132,57 +96,6 @@ def take(pid: int) -> Fingerprint:
 def take_tree(pid: int) -> dict[int, Fingerprint]:
     """Fingerprints of pid and all its descendants (CRIU dumps and restores the whole tree)."""
     return {p: take(p) for p in sorted(tree_pids(pid))}
-
-
-def diff(before: Fingerprint, after: Fingerprint, process: str = "") -> list[Difference]:
-    """Everything that differs between two fingerprints of the same process."""
-    who = process or str(before.pid)
-    out: list[Difference] = []
-
-    def differ(name: str, a: object, b: object) -> None:
-        if a != b:
-            out.append(Difference(who, name, _show(a), _show(b)))
-
-    differ("pid", before.pid, after.pid)
-    differ("cmdline", " ".join(before.cmdline), " ".join(after.cmdline))
-    differ("cwd", before.cwd, after.cwd)
-    differ("state", before.state, after.state)
-    for fd in sorted(before.fds.keys() | after.fds.keys()):
-        a, b = before.fds.get(fd), after.fds.get(fd)
-        differ(f"fd {fd}", a.describe() if a else None, b.describe() if b else None)
-    for key in sorted(before.maps.keys() | after.maps.keys()):
-        differ(f"maps {key[1]} {key[0]}", before.maps.get(key), after.maps.get(key))
-    for name in sorted(before.rlimits.keys() | after.rlimits.keys()):
-        differ(f"rlimit {name}", before.rlimits.get(name), after.rlimits.get(name))
-    return out
-
-
-def diff_trees(
-    before: dict[int, Fingerprint], after: dict[int, Fingerprint], role: str
-) -> list[Difference]:
-    """Differences between two fingerprints of a process tree, matched by pid (CRIU keeps pids)."""
-    out: list[Difference] = []
-    for pid in sorted(before.keys() | after.keys()):
-        who = f"{role} (pid {pid})"
-        a, b = before.get(pid), after.get(pid)
-        if a is None or b is None:
-            out.append(Difference(who, "process", "present" if a else "absent",
-                                  "present" if b else "absent"))
-            continue
-        out.extend(diff(a, b, who))
-    return out
-
-
-def _show(value: object) -> str:
-    if value is None:
-        return "(none)"
-    if isinstance(value, tuple) and len(value) == 2:
-        return f"{_limit(value[0])}/{_limit(value[1])}"
-    return str(value)
-
-
-def _limit(value: object) -> str:
-    return "unlimited" if value == resource.RLIM_INFINITY else str(value)
 
 
 def _state(pid: int) -> str:
@@ -225,7 +138,9 @@ def _fds(pid: int) -> dict[int, Fd]:
     sockets: dict[str, str] | None = None
     inet_read = False
     # Pipes and unbound sockets have no name but their inode, which a restore changes: name
-    # them by first appearance instead, so two fds on one pipe still show as sharing it.
+    # each by the lowest fd that holds it ("@fd3"), so two fds on one pipe still show as
+    # sharing it. Not by a running count: one socket losing its name would renumber every
+    # later one, and one change would read as several.
     aliases: dict[str, str] = {}
     base = Path(f"/proc/{pid}/fd")
     for entry in sorted(os.listdir(base), key=int):
@@ -244,10 +159,10 @@ def _fds(pid: int) -> dict[int, Fd]:
                 sockets, inet_read = _sockets(pid, inet=True), True
             desc = sockets.get(inode, "socket (not unix or inet)")
             if desc.endswith("(unbound)") or desc.startswith("socket "):
-                desc = f"{desc} #{aliases.setdefault(link, str(len(aliases) + 1))}"
+                desc = f"{desc} @fd{aliases.setdefault(link, str(fd))}"
             fds[fd] = Fd("socket", desc, flags)
         elif link.startswith("pipe:["):
-            fds[fd] = Fd("pipe", f"pipe#{aliases.setdefault(link, str(len(aliases) + 1))}", flags)
+            fds[fd] = Fd("pipe", f"pipe@fd{aliases.setdefault(link, str(fd))}", flags)
         elif link.startswith("anon_inode:"):
             fds[fd] = Fd("anon", link, flags)
         elif link.startswith("/"):
@@ -282,57 +197,7 @@ def _maps(pid: int) -> dict[tuple[str, str], int]:
         path = cols[5].strip() if len(cols) > 5 else "[anon]"
         if path in IGNORED_MAPPINGS:
             continue
+        path = SAME_MAPPING.get(path, path)
         key = (path, cols[1])
         merged[key] = merged.get(key, 0) + int(end, 16) - int(start, 16)
     return merged
-
-
-def describe(differences: Iterable[Difference]) -> str:
-    """Differences for a reason line, one field after the other."""
-    return "; ".join(str(d) for d in differences)
-
-
-class Inspection:
-    """The before and after looks of one migration, as Migration hooks.
-
-    Roles the plan does not freeze run on while being looked at and after their restore, so
-    their state letter and file offsets change by themselves: for those only what a running
-    process keeps is compared."""
-
-    def __init__(self, frozen: Iterable[str]) -> None:
-        self.frozen = set(frozen)
-        self.before: dict[str, dict[int, Fingerprint]] = {}
-        self.after: dict[str, dict[int, Fingerprint]] = {}
-        self.problems: list[Difference] = []
-
-    def before_dump(self, role: str, workload: Any) -> None:
-        self._look(self.before, role, workload.pid)
-
-    def after_restore(self, role: str, workload: Any) -> None:
-        if role in self.frozen:
-            # CRIU hands a task dumped stopped back with SIGSTOP pending: for a moment after
-            # the restore returns it is runnable (R), on its way to the stop, before any of
-            # its own code runs. Compare the settled state.
-            # Still not stopped after that: the state difference will say so.
-            poll(lambda: tree_stopped(workload.pid), timeout=1.0, interval=0.0002)
-        self._look(self.after, role, workload.pid)
-
-    def _look(self, into: dict[str, dict[int, Fingerprint]], role: str, pid: int) -> None:
-        try:
-            tree = take_tree(pid)
-        except WorkloadError as exc:
-            # Not the migration's failure to report here: the dump or the progress check
-            # will say the process is gone. Keep why the look failed as evidence.
-            self.problems.append(Difference(role, "fingerprint", "", str(exc)))
-            return
-        if role not in self.frozen:
-            tree = {pid: fp.running() for pid, fp in tree.items()}
-        into[role] = tree
-
-    def differences(self) -> list[Difference]:
-        """What differs, for every role looked at both before its dump and after its restore."""
-        out = list(self.problems)
-        for role, before in self.before.items():
-            if role in self.after:
-                out.extend(diff_trees(before, self.after[role], role))
-        return out

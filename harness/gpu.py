@@ -27,7 +27,7 @@ from pathlib import Path
 from harness.criu import CriuOptions, get_backend
 from harness.criu.plugins import PluginMissing, plugin_dir
 from harness.errors import HarnessError, UsageError
-from harness.process import Supervisor
+from harness.supervisor import Supervisor
 from harness.waiting import DeadlinePassed, wait_for
 from harness.workloads.continuity import parse_reply
 from harness.workloads.protocol import GREETING, frame, parse

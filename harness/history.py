@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TypedDict, cast
 
 from harness.compare import Comparison
-from harness.result import RunReport
+from harness.report import RunReport
 
 __all__ = ["HISTORY", "entry", "key_name", "append", "read"]
 

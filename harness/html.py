@@ -9,12 +9,15 @@ import os
 from html import escape
 from pathlib import Path
 
-from harness.charts import STEP_COLOURS, legend, timeline_svg, trend_svg
+from harness.atlas import ATLAS_CSS, atlas_of
+from harness.charts import STEP_COLOURS, legend, trend_svg
 from harness.compare import Comparison, key_of, normalized_signature
 from harness.faulttable import html as fault_table
 from harness.fields import JsonObject
 from harness.history import Night, key_name
-from harness.result import Outcome, RunReport, ScenarioResult
+from harness.report import RunReport
+from harness.result import Outcome, ScenarioResult
+from harness.timeline import timeline_svg
 
 __all__ = ["REPORT", "render"]
 
@@ -157,6 +160,9 @@ def render(
         "<h2>Environment</h2>", _environment(results),
         "<h2>Compared with the previous night</h2>", _comparison(comparison),
         "<h2>Results</h2>", _summary(results, comparison),
+        *(["<h2>Atlas</h2>", "<p>The results of the scenarios that name an IPC mechanism: "
+           "what CRIU does with each (see docs/atlas.md).</p>", atlas_of(results).html_grid()]
+          if any(s.mechanism for s in scenarios) else []),
         *(["<h2>Fault matrix</h2>", faults] if (faults := fault_table(results)) else []),
         "<h2>Downtime trend</h2>", trend_svg(nights or []),
         "<h2>Timelines</h2>",
@@ -166,7 +172,7 @@ def render(
     ]
     return (
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-        f"<title>{escape(title)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n"
+        f"<title>{escape(title)}</title>\n<style>{CSS}{ATLAS_CSS}</style>\n</head>\n<body>\n"
         + "\n".join(body)
         + "\n</body>\n</html>\n"
     )

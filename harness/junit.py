@@ -16,7 +16,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from harness.criu.log import message
-from harness.result import Outcome, RunReport, ScenarioResult
+from harness.report import RunReport
+from harness.result import Outcome, ScenarioResult
 
 __all__ = ["JUNIT", "to_xml", "write"]
 

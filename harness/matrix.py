@@ -23,13 +23,16 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from harness import environment, faultrun, faults, history, html, junit, report, scenario
+from harness.behaviour import CRIU_UNUSABLE
 from harness.compare import DEFAULT_THRESHOLD, Comparison, compare, load_results
-from harness.criu import BACKENDS, Backend, get_backend
+from harness.criu import BACKENDS, Backend, binaries, get_backend
 from harness.errors import HarnessError, UsageError
 from harness.faults import FaultCase
-from harness.result import Keep, RunReport, ScenarioResult
+from harness.report import RunReport
+from harness.result import Keep, Outcome, ScenarioResult
 from harness.rundir import check_output_dir, private_dir
 from harness.runner import ScenarioRun
+from harness.shards import Shard, merge
 
 __all__ = [
     "DEFAULT_OUT",
@@ -38,7 +41,9 @@ __all__ = [
     "NightResult",
     "cells",
     "dated_dirs",
+    "merge_night",
     "plans_for",
+    "publish",
 ]
 
 DEFAULT_OUT = Path("reports/nightly")
@@ -49,12 +54,14 @@ _STAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{6}Z(?:-\d+)?$")
 
 @dataclass(frozen=True)
 class Cell:
-    """One result of the matrix: a scenario under a backend and a plan (and in the fault
-    matrix, with a CRIU fault injected: the scenario is then the case's variant)."""
+    """One result of the matrix: a scenario under a backend and a plan (and a CRIU binary,
+    with --criu; "" is the night's one; and in the fault matrix, a CRIU fault injected: the
+    scenario is then the case's variant)."""
 
     scenario: scenario.Scenario
     backend: str
     plan: str
+    criu: str = ""
     fault: FaultCase | None = None
 
 
@@ -63,8 +70,11 @@ def plans_for(s: scenario.Scenario) -> list[str]:
     return [s.plan, *sorted(p for p in s.plan_expect if p != s.plan)]
 
 
-def cells(scenarios: Iterable[scenario.Scenario], backends: Sequence[str]) -> list[Cell]:
-    return [Cell(s, b, p) for s in scenarios for b in backends for p in plans_for(s)]
+def cells(
+    scenarios: Iterable[scenario.Scenario], backends: Sequence[str], binaries: Sequence[str] = ("",)
+) -> list[Cell]:
+    return [Cell(s, b, p, c) for c in binaries for s in scenarios for b in backends
+            for p in plans_for(s)]
 
 
 def faults_selected(codes: Sequence[int] | None) -> list[FaultCase]:
@@ -137,6 +147,8 @@ class Night:
         criu_binary: str | None = None,
         criu_timeout: float | None = None,
         criu_fault: int | None = None,
+        criu_binaries: Sequence[str] = (),
+        shard: Shard | None = None,
         faults: Sequence[int] | None = None,
         only_faults: bool = False,
     ) -> None:
@@ -169,12 +181,22 @@ class Night:
         if previous is not None:
             load_results(previous)  # a bad --previous is a usage error now, not after the run
         self.criu = next(iter(self.backends.values())).criu
+        # --criu: the matrix once per CRIU binary (a CRIU failing `criu check` here gives
+        # results that say so); --shard: only this shard's part of it.
+        self.builds = {path: binaries.check(path) for path in criu_binaries}
+        self.by_binary: dict[tuple[str, str], Backend] = {
+            (b, build.path): get_backend(b, build.path)
+            for build in self.builds.values() if build.usable for b in backends
+        }
+        self.shard = shard
 
     def cells(self) -> list[Cell]:
-        return cells(self.scenarios, list(self.backends)) + [
-            Cell(variant, b, variant.plan, case) for case, variant in self.faults
-            for b in self.backends
-        ]
+        every = cells(self.scenarios, list(self.backends),
+                      [b.path for b in self.builds.values()] or [""])
+        # The fault matrix runs on the night's own CRIU.
+        every += [Cell(variant, b, variant.plan, "", case) for case, variant in self.faults
+                  for b in self.backends]
+        return self.shard.take(every) if self.shard else every
 
     def run(self, echo: Callable[[str], None] = print) -> NightResult:
         now = datetime.now(timezone.utc)
@@ -183,11 +205,18 @@ class Night:
             (p for p in reversed(dated_dirs(self.out)) if p != directory), None
         )
         env = environment.describe(self.criu)
-        run = RunReport(criu_version=env["criu_version"], backend="matrix", environment=env,
-                        iterations=self.iterations, stamp=directory.name)
-        echo(f"{report.header(run)} | {len(self.cells())} result(s) into {directory}")
+        if self.builds:
+            env["criu"] = [b.to_json() for b in self.builds.values()]
+        if self.shard:
+            env["shard"] = str(self.shard)
+        versions = ", ".join(b.version for b in self.builds.values())
+        run = RunReport(criu_version=versions or env["criu_version"], backend="matrix",
+                        environment=env, iterations=self.iterations, stamp=directory.name)
+        shard = f" (shard {self.shard})" if self.shard else ""
+        echo(f"{report.header(run)} | {len(self.cells())} result(s){shard} into {directory}")
         run.started = round(time.time(), 3)
-        for name, problems in self.broken:
+        # A broken scenario file is one result per backend, in the first shard only.
+        for name, problems in self.broken if not self.shard or self.shard.index == 1 else ():
             for backend in self.backends:
                 result = ScenarioResult(name=name, expected="migrates", backend=backend,
                                         reason=f"scenario file does not load: {problems}")
@@ -196,38 +225,12 @@ class Night:
         for cell in self.cells():
             result = self._run_cell(cell, directory / "artifacts")
             run.scenarios.append(result)
-            echo(f"{cell.backend:<4} {report.line(result)}")
+            on = f"criu {result.criu_version:<7} " if cell.criu and result.criu_version else ""
+            echo(f"{on}{cell.backend:<4} {report.line(result)}")
             if not result.ok and result.reason:
                 echo(f"     why: {result.reason}")
         run.finished = round(time.time(), 3)
-        run.write(directory / report.RESULTS)
-        junit.write(run, directory, suite="criu-harness nightly")
-
-        comparison = None
-        if previous is not None:
-            comparison = compare(load_results(previous), run, self.threshold,
-                                 str(previous), str(directory))
-            text = "\n".join([*comparison.lines(), comparison.summary()]) + "\n"
-            (directory / "compare.txt").write_text(text)
-            (directory / "compare.json").write_text(json.dumps(comparison.to_json(), indent=2) + "\n")
-            echo(f"compared with {previous}:")
-            for line in text.splitlines():
-                echo(f"  {line}")
-        else:
-            echo("no previous night to compare with")
-
-        history_path = self.out / history.HISTORY
-        history.append(history_path, history.entry(directory.name, run, comparison))
-        page = html.render(run, comparison, history.read(history_path), directory)
-        (directory / html.REPORT).write_text(page)
-        good = sum(1 for s in run.scenarios if s.ok)
-        if self.faults:
-            injected = [s for s in run.scenarios if s.fault is not None]
-            met = sum(1 for s in injected if s.ok)
-            echo(f"fault matrix: {met} of {len(injected)} expectation(s) met")
-        echo(f"{good} of {len(run.scenarios)} result(s) as expected")
-        echo(f"report: {directory / html.REPORT}")
-        return NightResult(directory, run, comparison, previous)
+        return publish(directory, run, previous, self.threshold, self.out, echo)
 
     def _run_cell(self, cell: Cell, artifacts: Path) -> ScenarioResult:
         if cell.fault is not None:
@@ -238,10 +241,19 @@ class Night:
                 return ScenarioResult(name=cell.fault.id, expected=cell.scenario.expect.outcome,
                                       backend=cell.backend, plan=cell.plan, reason=str(exc),
                                       fault=cell.fault.record())
+        build = self.builds.get(cell.criu)
+        if build is not None and not build.usable:
+            return ScenarioResult(
+                name=cell.scenario.name,
+                expected=cell.scenario.expectation(cell.plan, build.version).outcome,
+                outcome=Outcome.SKIPPED, backend=cell.backend, plan=cell.plan,
+                mechanism=cell.scenario.mechanism or None, criu_version=build.version,
+                reason=f"{CRIU_UNUSABLE}{build.check_error}")
+        backend = self.by_binary[(cell.backend, cell.criu)] if cell.criu else self.backends[cell.backend]
         try:
             return ScenarioRun(
                 cell.scenario,
-                self.backends[cell.backend],
+                backend,
                 plan=cell.plan,
                 iterations=self.iterations,
                 keep=Keep.FAILED,
@@ -252,3 +264,62 @@ class Night:
             return ScenarioResult(name=cell.scenario.name,
                                   expected=cell.scenario.expectation(cell.plan).outcome,
                                   backend=cell.backend, plan=cell.plan, reason=str(exc))
+
+
+def publish(
+    directory: Path,
+    run: RunReport,
+    previous: Path | None,
+    threshold: float,
+    out: Path,
+    echo: Callable[[str], None] = print,
+) -> NightResult:
+    """Write a night's results into its directory: results.json, junit.xml, the comparison
+    with the previous night, the history line, report.html (a matrix's, or merged shards')."""
+    run.write(directory / report.RESULTS)
+    junit.write(run, directory, suite="criu-harness nightly")
+
+    comparison = None
+    if previous is not None:
+        comparison = compare(load_results(previous), run, threshold,
+                             str(previous), str(directory))
+        text = "\n".join([*comparison.lines(), comparison.summary()]) + "\n"
+        (directory / "compare.txt").write_text(text)
+        (directory / "compare.json").write_text(json.dumps(comparison.to_json(), indent=2) + "\n")
+        echo(f"compared with {previous}:")
+        for line in text.splitlines():
+            echo(f"  {line}")
+    else:
+        echo("no previous night to compare with")
+
+    history_path = out / history.HISTORY
+    history.append(history_path, history.entry(directory.name, run, comparison))
+    page = html.render(run, comparison, history.read(history_path), directory)
+    (directory / html.REPORT).write_text(page)
+    good = sum(1 for s in run.scenarios if s.ok)
+    if injected := [s for s in run.scenarios if s.fault is not None]:
+        met = sum(1 for s in injected if s.ok)
+        echo(f"fault matrix: {met} of {len(injected)} expectation(s) met")
+    echo(f"{good} of {len(run.scenarios)} result(s) as expected")
+    echo(f"report: {directory / html.REPORT}")
+    return NightResult(directory, run, comparison, previous)
+
+
+def merge_night(
+    parts: Sequence[Path],
+    out: Path = DEFAULT_OUT,
+    previous: Path | None = None,
+    threshold: float = DEFAULT_THRESHOLD,
+    echo: Callable[[str], None] = print,
+) -> NightResult:
+    """The shards of one night (``matrix --shard I/N`` each) as one night: merged into a new
+    dated directory under out, then published like a matrix (compared with the previous night,
+    recorded in the history)."""
+    run = merge([load_results(p) for p in parts])  # bad files are usage errors, before writing
+    if previous is not None:
+        load_results(previous)
+    directory = _new_dated_dir(out, datetime.now(timezone.utc))
+    run.stamp = directory.name
+    previous = previous or next((p for p in reversed(dated_dirs(out)) if p != directory), None)
+    echo(f"merged {len(parts)} shard(s): {len(run.scenarios)} result(s) into {directory}")
+    return publish(directory, run, previous, threshold, out, echo)

@@ -159,7 +159,7 @@ def table(pre: Preflight) -> str:
             f"{pre.criu_version}" if pre.criu_path else "no",
             pre.criu_path or pre.check_output,
         ),
-        ("criu check", "passed" if pre.check_ok else "FAILED", pre.check_output if pre.criu_path else ""),
+        ("criu check", "yes" if pre.check_ok else "FAILED", pre.check_output if pre.criu_path else ""),
     ]
     for f in pre.features:
         rows.append((f.name, yes[f.available], f.enables + (f" -- {f.detail}" if f.detail else "")))

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 Keys = tuple[str | int, ...]
+# What a scenario or role may be called: it names files and directories the harness makes.
+IDENTIFIER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 # The longest wait a scenario may ask for (a deadline, a timeout, a delay): an hour is more than
 # any migration takes, and a typo like 1e9 must not hang a run for thirty years.
 MAX_SECONDS = 3600.0
@@ -63,6 +65,14 @@ class Problems:
             re.compile(pattern)
         except re.error as exc:
             self.add((key,), f"bad regular expression: {exc}")
+
+    def identifier(self, value: str, key: str) -> None:
+        """A name that becomes part of paths (run directories, images, output files, cgroups)
+        as root: never a path itself, never empty, never long."""
+        if not IDENTIFIER.fullmatch(value):
+            shown = value if len(value) <= 40 else value[:37] + "..."
+            self.add((key,), f"{shown!r} is not a name: letters, digits, '.', '_' and '-', "
+                             "starting with a letter or digit, at most 64")
 
     def positive(
         self, value: float, key: str, zero_ok: bool = False, most: float | None = None

@@ -6,20 +6,16 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType, TracebackType
 
 import psutil
 
-from harness import cgroup, reaping
+from harness import reaping
 from harness.cgroup import RunCgroup
 from harness.errors import WorkloadError
-from harness.keeper import Keeper
 from harness.proctree import is_stopped, session_members, tree_pids
 from harness.waiting import wait_for
 
@@ -196,6 +192,15 @@ class Workload:
             raise WorkloadError(f"{self.name}'s child {stuck[0]} to be reaped: not within {left:g} s")
         return self.exit_status
 
+    def returncode(self) -> int | None:
+        """The exit status of the process the harness started, once it exited (collecting
+        it); None while it runs. A launcher's, for a daemon (see PidfileReady)."""
+        if self.exit_status is None and self._popen is not None:
+            code = self._popen.poll()
+            if code is not None:
+                self.exit_status = code
+        return self.exit_status
+
     def adopt(self, pid: int) -> None:
         """Take over a restored process (the harness is its subreaper)."""
         self.pid = pid
@@ -227,94 +232,3 @@ class Workload:
         except OSError:
             return ""
         return " | ".join(text[-lines:])
-
-
-class Supervisor:
-    """Owns the workloads of a run: whatever ends the block (success, exception, Ctrl-C,
-    SIGTERM), every workload is killed and reaped, stopped ones included.
-
-    Every workload runs in a cgroup of the run (one child per role), so what it forked,
-    daemons in sessions of their own included, and what CRIU restored all end with the run;
-    a keeper outside the tree ends them too if the harness itself is killed (harness.keeper).
-    ``name`` names the cgroup; ``keeper_log`` is where the keeper says what it did."""
-
-    def __init__(self, name: str = "run", keeper_log: Path | None = None) -> None:
-        self.workloads: dict[str, Workload] = {}
-        self.name = name
-        self.keeper_log = keeper_log
-        self.cgroup: RunCgroup | None = None
-        self._keeper: Keeper | None = None
-        self._old_term: object = None
-
-    def __enter__(self) -> Supervisor:
-        reaping.become_subreaper()
-        if threading.current_thread() is threading.main_thread():
-            self._old_term = signal.signal(signal.SIGTERM, _raise_terminated)
-        if cgroup.root() is not None:
-            self.cgroup = RunCgroup.create(self.name)
-            # The keeper's log lies in the run directory: it sweeps that for CRIU's mounts.
-            run_dir = self.keeper_log.parent if self.keeper_log is not None else None
-            self._keeper = Keeper(self.cgroup, self.keeper_log, run_dir)
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        with _signals_blocked():
-            members = self.cgroup.pids() if self.cgroup is not None else []
-            self.kill_all()
-            if self.cgroup is not None:
-                self.cgroup.kill()
-                # Daemons and restored trees are the harness's (a subreaper's) zombies now.
-                reaping.reap(members, timeout=5.0)
-            reaping.reap_zombies({w.pid for w in self.workloads.values() if w.pid})
-            if self.cgroup is not None:
-                self.cgroup.remove()
-                # A restore from a kept run's images (reproduce) recreates that run's cgroup,
-                # whose harness is gone: once empty, it is nobody's.
-                for group in cgroup.leftovers():
-                    if not group.pids():
-                        group.remove()
-            if self._keeper is not None:
-                self._keeper.stop()
-        if self._old_term is not None:
-            signal.signal(signal.SIGTERM, self._old_term)  # type: ignore[arg-type]
-
-    def spawn(
-        self,
-        name: str,
-        argv: Sequence[str],
-        run_dir: Path,
-        cwd: Path | None = None,
-        env: Mapping[str, str] | None = None,
-    ) -> Workload:
-        if name in self.workloads:
-            raise WorkloadError(f"two workloads named {name!r}")
-        group = self.cgroup.child(name) if self.cgroup is not None else None
-        workload = Workload(name=name, argv=list(argv), run_dir=run_dir, cwd=cwd, env=env,
-                            cgroup=group)
-        self.workloads[name] = workload  # before start: a failed start is still cleaned up
-        workload.start()
-        return workload
-
-    def kill_all(self) -> None:
-        for workload in self.workloads.values():
-            workload.kill()
-
-
-def _raise_terminated(signum: int, frame: FrameType | None) -> None:
-    raise Terminated(f"terminated by signal {signum}")
-
-
-@contextmanager
-def _signals_blocked() -> Iterator[None]:
-    """A second Ctrl-C must not interrupt the clean-up of the first."""
-    sigs = {signal.SIGINT, signal.SIGTERM}
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, sigs)
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)

@@ -23,7 +23,7 @@ from harness.verification import largest_gap_ms
 from harness.waiting import wait_for
 from harness.workloads.events import Event
 
-__all__ = ["EventProgress", "LineTail", "LogProgress", "Progress"]
+__all__ = ["EventProgress", "LineTail", "LogProgress", "NoProgress", "Progress"]
 
 Window = tuple[float, float]
 
@@ -188,3 +188,21 @@ class LogProgress(Progress):
     def refresh(self) -> None:
         if self._thread is None:  # used without its thread (a readiness probe): read now
             self._take()
+
+
+class NoProgress(Progress):
+    """A program that checks itself shows nothing while it runs: its progress is having run
+    ``settle`` seconds (after its start, after each restore). harness.selfcheck asks it at
+    the end."""
+
+    unit = "seconds of running"
+
+    def __init__(self, settle: float) -> None:
+        super().__init__()
+        self.settle = settle
+        self.path = Path("-")
+
+    def wait(self, mark: float, count: int, deadline_s: float) -> None:
+        # A deliberate delay, not a poll: there is nothing to observe until the program is
+        # asked (harness.selfcheck).
+        time.sleep(self.settle)

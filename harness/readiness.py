@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
+import psutil
+
 from harness.errors import WorkloadError
 from harness.problems import MAX_SECONDS, Problems
 from harness.progress import LogProgress
@@ -30,6 +32,7 @@ __all__ = [
     "DelayReady",
     "EventsReady",
     "LogReady",
+    "PidfileReady",
     "Readiness",
     "SocketReady",
     "StartedReady",
@@ -46,6 +49,10 @@ class Started(Protocol):
     def alive(self) -> bool: ...
 
     def tail(self, lines: int = 5) -> str: ...
+
+    def returncode(self) -> int | None: ...
+
+    def adopt(self, pid: int) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -189,8 +196,59 @@ class DelayReady(Readiness):
         return cls(float(values["delay"]), timeout=timeout)
 
 
+@dataclass(frozen=True)
+class PidfileReady(Readiness):
+    """A daemon: its launcher forks the real process (which may make a session of its own,
+    fork again...) and exits 0 once that process has written its pid into ``path``. Ready
+    when the launcher has exited 0 and the file holds the pid of a live process; from then on
+    that process is the workload (it is frozen, dumped and restored in the launcher's place)."""
+
+    path: str
+    key: ClassVar[str] = "pidfile"
+    takes: ClassVar[Mapping[str, type]] = {"pidfile": str}
+
+    def probe(self, render: Render, elapsed: float) -> bool:
+        return self.daemon(render) is not None
+
+    def daemon(self, render: Render) -> int | None:
+        """The live process the pidfile names, if it names one yet."""
+        try:
+            text = Path(render(self.path)).read_text().strip()
+        except OSError:
+            return None
+        if not text.isdigit():
+            return None  # not written whole yet
+        try:
+            alive = psutil.Process(int(text)).status() != psutil.STATUS_ZOMBIE
+        except psutil.Error:
+            return None
+        return int(text) if alive else None
+
+    def wait(self, process: Started, render: Render) -> None:
+        def ready() -> bool:
+            code = process.returncode()
+            if code is None:
+                return False  # the launcher is still at it
+            if code != 0:
+                raise WorkloadError(
+                    f"{process.name}: the launcher exited with status {code}: {process.tail()}"
+                )
+            return self.probe(render, 0.0)
+
+        wait_for(ready, timeout=self.deadline, interval=0.01, error=lambda _: WorkloadError(
+            f"{process.name} not ready within {self.deadline:g} s: no live process named in "
+            f"{render(self.path)} after the launcher exited: {process.tail()}"))
+        pid = self.daemon(render)
+        assert pid is not None
+        process.adopt(pid)
+
+    @classmethod
+    def of(cls, values: Mapping[str, Any], timeout: float) -> Readiness:
+        return cls(values["pidfile"], timeout=timeout)
+
+
 KINDS: dict[str, type[Readiness]] = {
-    kind.key: kind for kind in (SocketReady, LogReady, EventsReady, DelayReady)
+    kind.key: kind for kind in (SocketReady, LogReady, EventsReady, DelayReady, PidfileReady)
 }
 # Every key a ready table takes, with its type.
 KEYS: dict[str, type] = {

@@ -19,8 +19,9 @@ from harness.criu import CriuCall, get_backend
 from harness.criu.options import PIDFILE, CriuOptions
 from harness.errors import CriuError, UsageError
 from harness.images import ImageError, load_image
-from harness.process import Supervisor, Workload
+from harness.process import Workload
 from harness.result import ScenarioResult
+from harness.supervisor import Supervisor
 from harness.waiting import poll
 
 __all__ = ["RestoreAttempt", "describe", "find_images", "options_from_call", "retry_restore", "run_dir_of"]

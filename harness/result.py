@@ -1,5 +1,5 @@
-"""Results as data: the terminal lines, results.json, JUnit and pytest's reports are drawn from
-these, and every reader of a results file goes through ``RunReport.load``.
+"""Results as data: one migration cycle, one scenario. The terminal lines, results.json
+(harness.report.RunReport), JUnit and pytest's reports are drawn from these.
 
 The JSON written by ``to_json`` is read back by ``from_json`` with every field's type checked:
 a results file that does not hold what it should is one ``UsageError`` naming the field.
@@ -7,23 +7,17 @@ a results file that does not hold what it should is one ``UsageError`` naming th
 
 from __future__ import annotations
 
-import json
-import platform
 import statistics
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from enum import StrEnum
 from pathlib import Path
-from typing import Any, TypeVar
 
 from harness.criu.backend import CriuCall
-from harness.errors import UsageError
-from harness.fields import FieldError, Fields, JsonObject
-from harness.fingerprint import Difference
+from harness.difference import Difference
+from harness.fields import FieldError, Fields, JsonObject, load_json
+from harness.outcome import Keep, Outcome, Step, read_enum
 from harness.stats import CriuStats
 
 __all__ = [
-    "SCHEMA_VERSION",
     "CycleResult",
     "DowntimeSummary",
     "InjectedFault",
@@ -31,63 +25,11 @@ __all__ = [
     "Outcome",
     "Phase",
     "RoleStats",
-    "RunReport",
     "ScenarioResult",
     "Step",
     "percentile",
 ]
 
-# 1: the first round's files (no "schema" field); 2: the same fields, typed and versioned.
-SCHEMA_VERSION = 2
-
-
-class Outcome(StrEnum):
-    """How a scenario (or one migration cycle) ended."""
-
-    PASSED = "passed"
-    XFAILED = "xfailed"  # CRIU failed as the scenario expects, and the workload lived on
-    FAILED = "failed"
-    XPASSED = "xpassed"  # expected to fail, but the migration succeeded
-    ERROR = "error"  # the harness could not run it (a workload did not start, bad plan, ...)
-    SKIPPED = "skipped"  # a CRIU feature it needs is missing here
-
-    @property
-    def as_expected(self) -> bool:
-        """The one definition of "as expected": a run exits 0 only if every result is."""
-        return self in (Outcome.PASSED, Outcome.XFAILED, Outcome.SKIPPED)
-
-
-class Step(StrEnum):
-    """A step of a migration, in the order a plan runs them."""
-
-    FREEZE = "freeze"
-    QUIESCE = "quiesce"
-    INSPECT = "inspect"
-    DUMP = "dump"
-    REAP = "reap"
-    RESTORE = "restore"
-    RESUME = "resume"
-    ROLLBACK = "rollback"
-
-
-class Keep(StrEnum):
-    """Which run directories are kept after the run."""
-
-    ALWAYS = "always"
-    FAILED = "failed"  # only those whose outcome is not as expected
-    NEVER = "never"
-
-    def keeps(self, outcome: Outcome) -> bool:
-        return self is Keep.ALWAYS or (self is Keep.FAILED and not outcome.as_expected)
-
-
-def _enum(kind: type[Outcome] | type[Step], f: Fields, key: str, default: str | None = None) -> Any:
-    text = f.text(key) if default is None else f.text(key, default)
-    try:
-        return kind(text)
-    except ValueError:
-        allowed = ", ".join(kind)
-        raise FieldError(f._path(key), f"must be one of {allowed}, not {text!r}") from None
 
 
 @dataclass
@@ -110,7 +52,7 @@ class Phase:
 
     @classmethod
     def from_json(cls, f: Fields) -> Phase:
-        return cls(_enum(Step, f, "step"), f.text("role"), f.number("started"),
+        return cls(read_enum(Step, f, "step"), f.text("role"), f.number("started"),
                    f.number("finished"), f.boolean("ok", True))
 
 
@@ -181,7 +123,7 @@ class CycleResult:
             timeline.append((point[0], point[1]))
         return cls(
             cycle=f.integer("cycle"),
-            outcome=_enum(Outcome, f, "outcome"),
+            outcome=read_enum(Outcome, f, "outcome"),
             messages_lost=f.integer("messages_lost", 0),
             client_errors=f.integer("client_errors", 0),
             downtime_ms=f.optional_number("downtime_ms"),
@@ -291,6 +233,10 @@ class ScenarioResult:
     duration_s: float = 0.0
     cycles: list[CycleResult] = field(default_factory=list)
     downtime_summary: DowntimeSummary | None = None
+    # The scenario's IPC mechanism (the atlas's row) and the CRIU version it ran on (a matrix
+    # may run several): None in files written before they were recorded.
+    mechanism: str | None = None
+    criu_version: str | None = None
     fault: InjectedFault | None = None  # in the fault matrix only
 
     @property
@@ -320,7 +266,7 @@ class ScenarioResult:
         return cls(
             name=f.text("name"),
             expected=f.text("expected", "migrates"),
-            outcome=_enum(Outcome, f, "outcome"),
+            outcome=read_enum(Outcome, f, "outcome"),
             backend=f.text("backend", ""),
             plan=f.text("plan", ""),
             **{key: f.integer(key, 0) for key in (
@@ -335,97 +281,12 @@ class ScenarioResult:
             duration_s=f.number("duration_s", 0.0),
             cycles=f.items("cycles", CycleResult.from_json),
             downtime_summary=DowntimeSummary.from_json(summary) if summary is not None else None,
+            mechanism=f.optional_text("mechanism"),
+            criu_version=f.optional_text("criu_version"),
             fault=InjectedFault.from_json(fault) if fault is not None else None,
         )
 
     @classmethod
     def load(cls, path: Path) -> ScenarioResult:
         """A kept run's result.json."""
-        return _load(path, cls.from_json)
-
-
-@dataclass
-class RunReport:
-    """A whole run: the environment it ran in and every scenario's result. A nightly matrix
-    also records its environment, when it ran, its iterations and its directory's stamp."""
-
-    criu_version: str
-    backend: str
-    kernel: str = field(default_factory=platform.release)
-    scenarios: list[ScenarioResult] = field(default_factory=list)
-    environment: JsonObject | None = None
-    started: float | None = None
-    finished: float | None = None
-    iterations: int | None = None
-    stamp: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        return all(s.ok for s in self.scenarios)
-
-    def backend_of(self, result: ScenarioResult) -> str:
-        """A `run --report` file names its backend once, at the top; a matrix, per result."""
-        return result.backend or self.backend
-
-    def to_json(self) -> JsonObject:
-        data: JsonObject = {
-            "schema": SCHEMA_VERSION,
-            "criu_version": self.criu_version,
-            "kernel": self.kernel,
-            "backend": self.backend,
-            "scenarios": [s.to_json() for s in self.scenarios],
-        }
-        for key in ("environment", "started", "finished", "iterations", "stamp"):
-            if (value := getattr(self, key)) is not None:
-                data[key] = value
-        return data
-
-    @classmethod
-    def from_json(cls, f: Fields) -> RunReport:
-        schema = f.integer("schema", 1)
-        if schema > SCHEMA_VERSION:
-            raise FieldError("schema", f"version {schema} is newer than this criu-harness reads "
-                             f"({SCHEMA_VERSION}): upgrade criu-harness")
-        if "scenarios" not in f.data:
-            raise FieldError("scenarios", "missing: not a results file")
-        return cls(
-            criu_version=f.text("criu_version", "unknown"),
-            backend=f.text("backend", ""),
-            kernel=f.text("kernel", ""),
-            scenarios=f.items("scenarios", ScenarioResult.from_json),
-            environment=f.raw("environment") if "environment" in f.data else None,
-            started=f.optional_number("started"),
-            finished=f.optional_number("finished"),
-            iterations=f.optional_integer("iterations"),
-            stamp=f.optional_text("stamp"),
-        )
-
-    @classmethod
-    def load(cls, path: Path) -> RunReport:
-        """A results.json, or the directory holding one; anything else is a usage error."""
-        file = path / "results.json" if path.is_dir() else path
-        return _load(file, cls.from_json)
-
-    def write(self, path: Path) -> Path:
-        path.write_text(json.dumps(self.to_json(), indent=2) + "\n")
-        return path
-
-
-T = TypeVar("T")
-
-
-def _load(file: Path, read: Callable[[Fields], T]) -> T:
-    try:
-        data = json.loads(file.read_text())
-    except FileNotFoundError:
-        raise UsageError(f"{file}: no such results file") from None
-    except IsADirectoryError:
-        raise UsageError(f"{file}: a directory, not a results file") from None
-    except OSError as exc:
-        raise UsageError(f"{file}: cannot read: {exc.strerror}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise UsageError(f"{file}: not a results file: bad JSON ({exc})") from None
-    try:
-        return read(Fields(data))
-    except FieldError as exc:
-        raise UsageError(f"{file}: {exc}") from None
+        return load_json(path, cls.from_json)

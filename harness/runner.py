@@ -7,16 +7,17 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from harness import preflight, startup
+from harness import preflight, selfcheck, startup
 from harness.criu import Backend
 from harness.cycle import Cycles
 from harness.errors import HarnessError
 from harness.evidence import keep_or_remove
 from harness.plan import Plan, get_plan
-from harness.process import Supervisor
+from harness.process import Workload
 from harness.result import CycleResult, Keep, Outcome, ScenarioResult
 from harness.rundir import RunDir
 from harness.scenario import Expectation, Scenario
+from harness.supervisor import Supervisor
 from harness.verdict import conclude
 
 __all__ = ["ScenarioRun"]
@@ -44,7 +45,7 @@ class ScenarioRun:
         self.backend = backend
         self.plan: Plan = get_plan(plan or scenario.plan).for_roles(scenario.roles)
         self.plan.check(scenario.roles)
-        self.expect: Expectation = scenario.expectation(self.plan.name)
+        self.expect: Expectation = scenario.expectation(self.plan.name, backend.criu.version())
         self.iterations = iterations
         self.keep = Keep(keep)
         # A report's directory: a kept run is also packed there as one .tar.gz.
@@ -62,6 +63,8 @@ class ScenarioRun:
             expected=self.expect.outcome,
             backend=self.backend.name,
             plan=self.plan.name,
+            mechanism=self.scenario.mechanism or None,
+            criu_version=self.backend.criu.version(),
         )
         started = time.monotonic()
         run_dir = self.run_dir = self.run_dir or RunDir(self.scenario.name)
@@ -82,6 +85,12 @@ class ScenarioRun:
             raise interrupted
         return result
 
+    def before_migrations(self, workloads: dict[str, Workload]) -> str | None:
+        """Called once the workloads run, before the first migration: a subclass looks at them
+        here (harness.forecast predicts their dumps); a reason returned stops the run there,
+        with nothing dumped."""
+        return None
+
     def _execute(self, supervisor: Supervisor, run_dir: RunDir, result: ScenarioResult) -> None:
         # A scenario needing a CRIU feature this kernel lacks cannot pass or fail here.
         if missing := preflight.missing_features(self.scenario.features, self.backend.criu.path):
@@ -95,6 +104,9 @@ class ScenarioRun:
         workloads = startup.start(self.scenario, supervisor, run_dir.path, render)
         with self.scenario.verify.progress(render) as progress:
             startup.warm_up(self.scenario, progress, workloads)
+            if (stop := self.before_migrations(workloads)) is not None:
+                result.outcome, result.reason = Outcome.SKIPPED, stop
+                return
             cycles = Cycles(self.scenario, self.backend, self.plan, self.expect, run_dir,
                             workloads, progress, self.keep, self.fingerprint, self.iterations)
             for n in range(1, self.iterations + 1):
@@ -104,7 +116,11 @@ class ScenarioRun:
                 cycles.run(cycle)
                 if cycle.outcome is not Outcome.PASSED:
                     break
-            conclude(result, self.expect, progress, workloads, cycles.resumed)
+            asked = None
+            if self.scenario.verify.signal is not None and cycle.outcome is Outcome.PASSED:
+                asked = selfcheck.ask(self.scenario.verify, workloads, render)
+            # cycles.expect: the scenario's [expect.or] if CRIU did the other thing.
+            conclude(result, cycles.expect, progress, workloads, cycles.resumed, asked)
 
 
 def _interrupted_cycle(result: ScenarioResult) -> None:

@@ -10,9 +10,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from harness.errors import VerificationError, WorkloadError
-from harness.process import Supervisor, Workload
+from harness.process import Workload
 from harness.progress import Progress
 from harness.scenario import Scenario
+from harness.supervisor import Supervisor
 
 __all__ = ["build", "start", "tails", "warm_up"]
 

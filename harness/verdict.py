@@ -55,7 +55,7 @@ def over_limits(
         problems.append(f"{lost} message(s) lost (at most {max_lost} expected)")
     if errors > max_errors:
         problems.append(f"{errors} client error(s) (at most {max_errors} expected)")
-    if duplicates:
+    if duplicates > expect.max_duplicates * cycles:
         problems.append(f"{duplicates} duplicate repl(ies)")
     return problems
 
@@ -66,8 +66,11 @@ def conclude(
     progress: Progress,
     workloads: dict[str, Workload],
     resumed: bool | None,
+    asked: list[str] | None = None,
 ) -> None:
-    """The scenario's outcome from its cycles, the whole event log and who still runs."""
+    """The scenario's outcome from its cycles, the whole event log and who still runs; for a
+    program that checks itself, ``asked`` holds what its answer said was wrong (see
+    harness.selfcheck), and its having exited is no failure."""
     cycles = result.cycles
     last = cycles[-1]
     result.criu_error = last.criu_error
@@ -81,7 +84,7 @@ def conclude(
         result.out_of_order, result.timeouts = acc.out_of_order, acc.timeouts
         result.client_errors = acc.client_errors
         result.sent, result.answered = acc.sent, acc.answered
-    if expect.outcome == "fails":
+    if expect.outcome in ("fails", "breaks"):
         result.outcome, result.reason = last.outcome, last.reason
         result.resumed_after_failure = resumed
         return
@@ -91,10 +94,14 @@ def conclude(
     problems = over_limits(
         expect, result.messages_lost, result.client_errors, result.duplicates, len(cycles)
     )
-    dead = [name for name, w in workloads.items() if not w.alive()]
-    if dead:
-        problems.append(f"not running at the end: {', '.join(dead)}")
+    if asked is not None:
+        problems += asked
+    else:
+        dead = [name for name, w in workloads.items() if not w.alive()]
+        if dead:
+            problems.append(f"not running at the end: {', '.join(dead)}")
     result.outcome = Outcome.FAILED if problems else Outcome.PASSED
+    verified = f"{len(cycles)} migration(s) verified" if len(cycles) > 1 else "migrated and verified"
     result.reason = "; ".join(problems) or (
-        f"{len(cycles)} migration(s) verified" if len(cycles) > 1 else "migrated and verified"
+        f"{verified}; the program's own check passed" if asked is not None else verified
     )

@@ -1,6 +1,8 @@
 """The built-in scenario files, run as tests in this repository's own suite.
 
-Their run directories go to pytest's temporary directory, as every other test's do
+The atlas's own (atlas/, every IPC mechanism) run in full in the nightly job (`criu-harness
+atlas`, `matrix`); the suite runs a sample of them (tests/integration/test_atlas.py), and
+`pytest scenarios/atlas` runs them all. Their run directories go to pytest's temporary directory, as every other test's do
 (tests/conftest.py): a failing scenario keeps its evidence there, not in /tmp. Scenario files
 are plugin items, which take no fixtures, so this is done around each item's call.
 """
@@ -22,3 +24,6 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
         yield
     finally:
         tempfile.tempdir = old
+
+
+collect_ignore = ["atlas"]

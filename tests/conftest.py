@@ -7,7 +7,9 @@ run directories go to pytest's temporary directory (run_dirs_in_pytest_tmp).
 
 from __future__ import annotations
 
+import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -33,3 +35,14 @@ def run_dirs_in_pytest_tmp(
     monkeypatch.setattr(tempfile, "tempdir", str(base))
     monkeypatch.setenv("TMPDIR", str(base))  # for the harness run in a subprocess
     return base
+
+
+@pytest.fixture
+def short_tmp() -> Iterator[Path]:
+    """A directory with a short path: the harness's run directory goes in it, and the unix
+    socket paths inside must stay under 107 bytes (pytest's tmp_path names are long)."""
+    path = Path(tempfile.mkdtemp(prefix="lo-", dir="/tmp"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)

@@ -26,14 +26,17 @@ def logged(stdout: Path, **keys: Any) -> dict[str, Any]:
 
 def problems(ready_log: bool = True, progress_log: bool = True) -> Problems:
     """Problems named by the argument that gave the key: ("ready", "socket") is ready_socket."""
-    renames = {"progress_min_progress": "min_progress", "progress_deadline": "deadline"}
+    renames = {"progress_min_progress": "min_progress", "progress_deadline": "deadline",
+               "ready_pidfile": "pidfile", "progress_signal": "self_check()"}
     for table, log_given in (("ready", ready_log), ("progress", progress_log)):
         if not log_given:  # the log is the process's stdout: the pattern names that kind
             renames[f"{table}_log"] = f"{table}_pattern"
 
     def argument(keys: Keys) -> str:
         head, *rest = [str(k) for k in keys] or [""]
-        if head in ("ready", "progress") and rest:
+        if head == "self_check" and rest:  # self_check()'s own arguments, by their names
+            head, rest = rest[0], rest[1:]
+        elif head in ("ready", "progress") and rest:
             head, rest = f"{head}_{rest[0]}", rest[1:]
         return renames.get(head, head) + "".join(f"[{k!r}]" for k in rest)
 

@@ -13,7 +13,7 @@ from harness.errors import HarnessError
 from harness.result import Keep, ScenarioResult
 
 if TYPE_CHECKING:
-    from harness.pytest_plugin.fixture import MigrationFixture  # noqa: F401 (named in a StashKey below)
+    from harness.pytest_plugin.migration import MigrationFixture  # noqa: F401 (named in a StashKey below)
 
 SETTINGS = pytest.StashKey["CriuSettings"]()
 RESULT = pytest.StashKey[ScenarioResult]()

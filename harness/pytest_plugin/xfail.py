@@ -32,11 +32,12 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def expect(item: pytest.Item, expectation: Expectation) -> None:
-    """Mark item with the CRIU failure expectation names, if it names one (a scenario file)."""
-    if expectation.outcome == "fails":
-        item.add_marker(
-            pytest.mark.criu_xfail(signature=expectation.signature, action=expectation.action)
-        )
+    """Mark item with the CRIU failure expectation names, if it names one (a scenario file):
+    CRIU failing ("fails"), or migrating an IPC that does not come back ("breaks")."""
+    if expectation.outcome in ("fails", "breaks"):
+        item.add_marker(pytest.mark.criu_xfail(signature=expectation.signature,
+                                               action=expectation.action or "dump"))
+        item.stash[EXPECTED] = expectation
 
 
 def expected_failure(item: pytest.Item) -> Expectation | None:
@@ -90,5 +91,8 @@ def pytest_runtest_makereport(
     elif result.outcome is Outcome.XFAILED:
         # Reported like pytest's own xfail: the failure was expected and it happened.
         report.outcome = "skipped"
-        why = message(result.criu_error) if result.criu_error else "-"
-        report.wasxfail = f"criu {expected.action} failed as expected: {why}"
+        if expected.outcome == "breaks":  # CRIU did its part; the IPC did not come back
+            report.wasxfail = result.reason
+        else:
+            why = message(result.criu_error) if result.criu_error else "-"
+            report.wasxfail = f"criu {expected.action} failed as expected: {why}"

@@ -14,13 +14,13 @@ from typing import Any
 from harness import readiness
 from harness.errors import UsageError
 from harness.plan import DEFAULT_PLAN, PLANS
-from harness.problems import Keys, type_name
+from harness.problems import Keys
+from harness.scenario import expectations
 from harness.scenario.checker import Checker
 from harness.scenario.model import (
     CRIU_FLAGS,
     Build,
     CriuSpec,
-    Expectation,
     ProcessSpec,
     Scenario,
     Verify,
@@ -40,7 +40,7 @@ class ScenarioError(UsageError):
 
 _TOP = {
     "name": str, "description": str, "plan": str, "features": list, "process": list,
-    "build": list, "criu": dict, "expect": dict, "verify": dict,
+    "build": list, "criu": dict, "expect": dict, "verify": dict, "mechanism": str,
 }
 _PROCESS = {"role": str, "argv": list, "cwd": str, "env": dict, "ready": dict}
 _BUILD = {"sources": list, "output": str, "flags": list}
@@ -49,11 +49,10 @@ _CRIU_ACTION = {
     "timeout": float, "fault": int, "plugins": list,
 }
 _CRIU = {**_CRIU_ACTION, "dump": dict, "restore": dict}
-_EXPECT = {
-    "outcome": str, "action": str, "signature": str, "max_lost": int, "max_client_errors": int,
-    "allowed_differences": list, "plan": dict,
+_VERIFY = {
+    "events": str, "log": str, "pattern": str, "min_progress": int, "deadline": float,
+    "signal": str, "settle": float, "exit_status": int, "file": str,
 }
-_VERIFY = {"events": str, "log": str, "pattern": str, "min_progress": int, "deadline": float}
 
 
 def load(path: Path) -> Scenario:
@@ -78,6 +77,8 @@ def load(path: Path) -> Scenario:
 
 def _scenario(check: Checker, path: Path, data: dict[str, Any]) -> Scenario | None:
     top = check.table(data, (), _TOP, required=("name", "process", "expect", "verify"))
+    if "name" in top:
+        check.identifier(top["name"], "name")
     processes = [
         proc
         for i, raw in enumerate(top.get("process", []))
@@ -94,7 +95,8 @@ def _scenario(check: Checker, path: Path, data: dict[str, Any]) -> Scenario | No
     plan = top.get("plan", DEFAULT_PLAN)
     if plan not in PLANS:
         check.add(("plan",), f"unknown plan {plan!r} (expected one of: {', '.join(PLANS)})")
-    expect, plan_expect = _expectations(check, top.get("expect", {}))
+    expects = expectations.read(check, top.get("expect", {}))
+    expect = expects.base
     verify = _verify(check, top.get("verify", {}))
     criu = _criu(check, top.get("criu", {}))
     features = tuple(check.strings(top.get("features", []), ("features",), nonempty=False))
@@ -107,11 +109,14 @@ def _scenario(check: Checker, path: Path, data: dict[str, Any]) -> Scenario | No
         processes=tuple(processes),
         plan=plan,
         expect=expect,
-        plan_expect=plan_expect,
+        plan_expect=expects.per_plan,
         verify=verify,
         criu=criu,
         builds=builds,
         features=features,
+        mechanism=top.get("mechanism", ""),
+        criu_expect=expects.per_criu,
+        alternative=expects.alternative,
     )
 
 
@@ -141,48 +146,6 @@ def _criu(check: Checker, raw: Any) -> CriuSpec:
     return CriuSpec.from_keys(criu, check.at("criu"))
 
 
-def _expectation(
-    check: Checker, raw: Any, where: tuple[str, ...], base: Expectation | None
-) -> Expectation | None:
-    allowed = {k: v for k, v in _EXPECT.items() if base is None or k != "plan"}
-    e = check.table(raw, where, allowed, required=("outcome",) if base is None else ())
-    e.pop("plan", None)
-    outcome = e.get("outcome", base.outcome if base else "migrates")
-    if outcome not in ("migrates", "fails"):
-        check.add((*where, "outcome"), f"must be 'migrates' or 'fails', not {outcome!r}")
-    if "action" in e and e["action"] not in ("dump", "restore"):
-        check.add((*where, "action"), f"must be 'dump' or 'restore', not {e['action']!r}")
-    if outcome == "fails":
-        for key in ("action", "signature"):
-            if key not in e and (base is None or getattr(base, key) is None):
-                check.add((*where, key), "missing (required when outcome is 'fails')")
-    for key in ("max_lost", "max_client_errors"):
-        if key in e:
-            check.at(*where).positive(e[key], key, zero_ok=True)
-    if "allowed_differences" in e:
-        patterns = check.strings(e["allowed_differences"], (*where, "allowed_differences"))
-        e["allowed_differences"] = tuple(patterns)
-    if base is not None:
-        return Expectation(**{**base.__dict__, **e})
-    return Expectation(**e) if "outcome" in e else None
-
-
-def _expectations(check: Checker, raw: Any) -> tuple[Expectation | None, dict[str, Expectation]]:
-    base = _expectation(check, raw, ("expect",), None)
-    per_plan: dict[str, Expectation] = {}
-    plans = raw.get("plan", {}) if isinstance(raw, dict) else {}
-    if not isinstance(plans, dict):
-        check.add(("expect", "plan"), f"must be a table, not {type_name(plans)}")
-        plans = {}
-    for name, sub in plans.items():
-        if name not in PLANS:
-            check.add(("expect", "plan", name), f"unknown plan (expected one of: {', '.join(PLANS)})")
-            continue
-        if base is not None and (e := _expectation(check, sub, ("expect", "plan", name), base)):
-            per_plan[name] = e
-    return base, per_plan
-
-
 def _verify(check: Checker, raw: Any) -> Verify | None:
     return Verify.from_keys(check.table(raw, ("verify",), _VERIFY), check.at("verify"))
 
@@ -191,7 +154,9 @@ def _verify(check: Checker, raw: Any) -> Verify | None:
 
 
 def builtin_paths() -> list[Path]:
-    return sorted(SCENARIO_DIR.glob("*.toml"))
+    """scenarios/*.toml, then the atlas's scenarios/atlas/*.toml (not run by `pytest scenarios/`
+    as a whole: tests/integration/test_atlas.py runs a sample)."""
+    return sorted(SCENARIO_DIR.glob("*.toml")) + sorted(SCENARIO_DIR.glob("atlas/*.toml"))
 
 
 def find(name_or_path: str) -> Scenario:
@@ -201,8 +166,8 @@ def find(name_or_path: str) -> Scenario:
         if not candidate.exists():
             raise UsageError(f"{name_or_path}: no such scenario file")
         return load(candidate)
-    path = SCENARIO_DIR / f"{name_or_path}.toml"
-    if not path.exists():
+    path = next((p for p in builtin_paths() if p.stem == name_or_path), None)
+    if path is None:
         known = ", ".join(p.stem for p in builtin_paths())
         raise UsageError(f"unknown scenario {name_or_path!r} (built-in: {known})")
     return load(path)

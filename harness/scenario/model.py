@@ -3,22 +3,24 @@
 from __future__ import annotations
 
 import re
+import signal
 import sys
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from harness import readiness
 from harness.criu.options import NETWORK_LOCKS, CriuOptions, config_lines
 from harness.criu.plugins import plugin_dir
+from harness.criu.version import matches as version_matches
 from harness.errors import UsageError
 from harness.plan import DEFAULT_PLAN
 from harness.problems import MAX_SECONDS, Problems, type_name
-from harness.progress import EventProgress, LogProgress, Progress
+from harness.progress import EventProgress, LogProgress, NoProgress, Progress
 from harness.readiness import Readiness, StartedReady
 
-PLACEHOLDERS = ("run_dir", "python", "scenario_dir", "name")
+PLACEHOLDERS = ("run_dir", "run_id", "python", "scenario_dir", "name")
 _PLACEHOLDER = re.compile(r"\{(" + "|".join(PLACEHOLDERS) + r")\}")
 CRIU_FLAGS = ("shell_job", "ext_unix_sk", "tcp_established", "leave_stopped")
 # The keys of a [criu] table, for every action or in [criu.dump] and [criu.restore].
@@ -53,6 +55,8 @@ class ProcessSpec:
         for key, value in env.items():
             if not isinstance(value, str):
                 problems.add(("env", key), f"must be a string, not {type_name(value)}")
+        if isinstance(values.get("role"), str):
+            problems.identifier(values["role"], "role")
         ready: Readiness = StartedReady()
         if "ready" in values:
             ready = readiness.from_keys(values["ready"], problems.at("ready")) or ready
@@ -126,10 +130,11 @@ class CriuSpec:
 
 @dataclass(frozen=True)
 class Expectation:
-    """What must happen: the migration succeeds, or CRIU fails by ``action`` with a log line
-    containing ``signature``."""
+    """What must happen: the migration succeeds; or CRIU fails by ``action`` with a log line
+    containing ``signature``; or ("breaks") CRIU dumps and restores without a complaint but
+    the IPC does not come back, and the client's first error contains ``signature``."""
 
-    outcome: str = "migrates"  # or "fails"
+    outcome: str = "migrates"  # or "fails", "breaks"
     action: str | None = None
     signature: str | None = None
     # A CRIU that dies of a signal never fails "as expected", unless this names that signal
@@ -137,6 +142,7 @@ class Expectation:
     killed_by: str | None = None
     max_lost: int = 0
     max_client_errors: int = 0
+    max_duplicates: int = 0
     # Visible-state differences CRIU is known to cause here, as fnmatch patterns on
     # "FIELD: BEFORE -> AFTER" (harness.fingerprint): reported, but they do not fail a cycle.
     allowed_differences: tuple[str, ...] = ()
@@ -144,25 +150,40 @@ class Expectation:
 
 @dataclass(frozen=True)
 class Verify:
-    """How to tell that the workload runs: the client's echo event log, or new lines of a log
-    matching a pattern (for programs that write no events)."""
+    """How to tell that the workload works after a migration, in one of three ways: the echo
+    client's event log (``events``), new lines of a log matching ``pattern`` (``log``), or,
+    for a program that checks itself, a ``signal`` sent after the last restore (and ``settle``
+    seconds of running after each), then its exit status and/or a ``file`` it writes, which
+    must match ``pattern``."""
 
     events: str | None = None
     log: str | None = None
     pattern: str | None = None
     min_progress: int = 20
     deadline: float = 15.0
+    signal: str | None = None
+    settle: float = 0.5
+    exit_status: int | None = None
+    file: str | None = None
 
     @classmethod
     def from_keys(cls, values: Mapping[str, Any], problems: Problems) -> Verify | None:
-        """How to verify, from a ``[verify]`` table's keys (or the fixture's progress_*
-        arguments), their types already checked: exactly one of an event log or a log."""
+        """How to verify, from a ``[verify]`` table's keys (or the fixture's arguments), their
+        types already checked: exactly one of an event log, a log or a signal."""
         before = len(problems)
-        if ("events" in values) == ("log" in values):
-            events, log = problems.name("events"), problems.name("log")
-            problems.add((), f"must name exactly one of {events} (an echo event log) or {log}")
+        kinds = [k for k in ("events", "log", "signal") if k in values]
+        if len(kinds) != 1:
+            names = [problems.name(k) for k in ("events", "log", "signal")]
+            problems.add((), f"must name exactly one of {names[0]} (an echo event log), "
+                             f"{names[1]} (lines of a log) or {names[2]} (a program that "
+                             "checks itself)")
         if "log" in values and "pattern" not in values:
             problems.add(("pattern",), f"missing (required with {problems.name('log')})")
+        if "signal" in values:
+            _self_check(values, problems)
+        elif any(k in values for k in ("settle", "exit_status", "file")):
+            problems.add((), f"{problems.name('settle')}, {problems.name('exit_status')} and "
+                             f"{problems.name('file')} go with {problems.name('signal')}")
         if "pattern" in values:
             problems.regex(values["pattern"], "pattern")
         if "min_progress" in values:
@@ -175,8 +196,25 @@ class Verify:
         """How to watch the workload progress, the run's placeholders filled in by render."""
         if self.events is not None:
             return EventProgress(Path(render(self.events)))
-        assert self.log is not None and self.pattern is not None
-        return LogProgress(Path(render(self.log)), self.pattern)
+        if self.log is not None and self.pattern is not None:
+            return LogProgress(Path(render(self.log)), self.pattern)
+        return NoProgress(self.settle)
+
+
+def _self_check(values: Mapping[str, Any], problems: Problems) -> None:
+    """A self-checking program's keys: a real signal, and something to judge it by."""
+    name = values["signal"]
+    if not (name.startswith("SIG") and name in signal.Signals.__members__):
+        problems.add(("signal",), f"not a signal name: {name!r} (say SIGTERM)")
+    if "exit_status" not in values and "file" not in values:
+        problems.add((), f"{problems.name('signal')} needs {problems.name('exit_status')} "
+                         f"and/or {problems.name('file')} to judge the program by")
+    if "file" in values and "pattern" not in values:
+        problems.add(("pattern",), f"missing (required with {problems.name('file')})")
+    if "settle" in values:
+        problems.positive(values["settle"], "settle", zero_ok=True, most=MAX_SECONDS)
+    if "exit_status" in values and not 0 <= values["exit_status"] <= 255:
+        problems.add(("exit_status",), f"must be 0 to 255, not {values['exit_status']}")
 
 
 @dataclass(frozen=True)
@@ -192,18 +230,35 @@ class Scenario:
     criu: CriuSpec = CriuSpec()
     builds: tuple[Build, ...] = ()
     features: tuple[str, ...] = ()
+    # The IPC mechanism the scenario shows (the atlas's row), e.g. "unix-seqpacket"; "" if none.
+    mechanism: str = ""
+    # [expect.criu."SPEC"]: (version spec, the keys it changes), first match wins.
+    criu_expect: tuple[tuple[str, dict[str, Any]], ...] = ()
+    # [expect.or]: what is as expected too when CRIU does the other thing (succeeds where
+    # [expect] says it fails, or fails where it says it succeeds): CRIU is not always
+    # deterministic (scenarios/atlas/scm-rights.toml).
+    alternative: Expectation | None = None
 
     @property
     def roles(self) -> list[str]:
         return [p.role for p in self.processes]
 
-    def expectation(self, plan: str) -> Expectation:
-        return self.plan_expect.get(plan, self.expect)
+    def expectation(self, plan: str, criu_version: str | None = None) -> Expectation:
+        """What must happen under plan, on that CRIU version (when given)."""
+        expect = self.plan_expect.get(plan, self.expect)
+        for spec, keys in self.criu_expect:
+            if criu_version is not None and version_matches(spec, criu_version):
+                return replace(expect, **keys)
+        return expect
 
     def render(self, text: str, run_dir: Path) -> str:
-        """Replace the placeholders ({run_dir}, {python}, {scenario_dir}, {name}) in text."""
+        """Replace the placeholders ({run_dir}, {run_id}, {python}, {scenario_dir}, {name}) in
+        text. {run_id} is unique to the run (the run directory's random part): for a name
+        that must live outside the run directory, an abstract socket or a /tmp path, so two
+        runs side by side do not collide."""
         values = {
             "run_dir": str(run_dir),
+            "run_id": run_dir.name.rsplit("-", 1)[-1],
             "python": sys.executable,
             "scenario_dir": str(self.path.parent),
             "name": self.name,

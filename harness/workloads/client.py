@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from harness.workloads.events import EventLog
-from harness.workloads.protocol import GREETING, parse
+from harness.workloads.protocol import GREETING, frame, parse, recv_exact
 
 
 def run_client(
@@ -61,3 +61,24 @@ def run_client(
             events.emit("late", rseq, **extra)
         time.sleep(args.interval)
     return 0
+
+
+def run_socket_client(
+    sock: socket.socket, events: EventLog, args: argparse.Namespace, stream: bool
+) -> int:
+    """run_client over a connected socket: a byte stream (frames read whole), or one that
+    keeps message boundaries (seqpacket, a connected datagram socket)."""
+
+    def send(seq: int) -> None:
+        sock.settimeout(None)  # the last recv's timeout must not cut a send short
+        data = frame(seq, GREETING, args.size)
+        if stream:
+            sock.sendall(data)
+        else:
+            sock.send(data)
+
+    def recv(timeout: float) -> bytes:
+        sock.settimeout(timeout)
+        return recv_exact(sock, args.size) if stream else sock.recv(args.size)
+
+    return run_client(send, recv, events, args)

@@ -11,10 +11,9 @@ import socket
 import sys
 import time
 
-from harness.workloads.client import run_client
+from harness.workloads.client import run_socket_client
 from harness.workloads.events import EventLog
 from harness.workloads.protocol import (
-    GREETING,
     REPLY,
     bind_path,
     client_arguments,
@@ -69,14 +68,7 @@ def client(args: argparse.Namespace) -> int:
         return 1
     print(f"stream client {args.socket} -> {args.server}", flush=True)
 
-    def send(seq: int) -> None:
-        sock.sendall(frame(seq, GREETING, args.size))
-
-    def recv(timeout: float) -> bytes:
-        sock.settimeout(timeout)
-        return recv_exact(sock, args.size)
-
-    return run_client(send, recv, events, args)
+    return run_socket_client(sock, events, args, stream=True)
 
 
 def main(argv: list[str] | None = None) -> int:

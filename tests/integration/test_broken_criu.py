@@ -31,8 +31,9 @@ from harness.criu import get_backend, yard
 from harness.criu.options import CriuOptions
 from harness.migration import Migration
 from harness.plan import get_plan
-from harness.process import Supervisor, Workload
+from harness.process import Workload
 from harness.progress import EventProgress
+from harness.supervisor import Supervisor
 from harness.verification import Accounting
 
 pytestmark = pytest.mark.criu

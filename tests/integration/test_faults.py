@@ -22,8 +22,9 @@ from harness.criu.backend import Backend
 from harness.criu.options import CriuOptions
 from harness.migration import Migration, MigrationRecord
 from harness.plan import get_plan
-from harness.process import Supervisor, Workload
+from harness.process import Workload
 from harness.progress import EventProgress
+from harness.supervisor import Supervisor
 
 pytestmark = pytest.mark.criu
 

@@ -30,19 +30,19 @@ def mode(path: Path) -> int:
     return stat.S_IMODE(os.lstat(path).st_mode)
 
 
-def test_reports_and_bundles_are_private(tmp_path: Path) -> None:
+def test_reports_and_bundles_are_private(short_tmp: Path) -> None:
     old = os.umask(0o022)
     try:
-        proc = harness("run", "stream-echo", "--keep", "--report", str(tmp_path / "a" / "b"),
-                       tmpdir=tmp_path)
+        proc = harness("run", "stream-echo", "--keep", "--report", str(short_tmp / "a" / "b"),
+                       tmpdir=short_tmp)
     finally:
         os.umask(old)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    report = tmp_path / "a" / "b"
+    report = short_tmp / "a" / "b"
     [bundle] = (report / "artifacts").glob("*.tar.gz")
-    assert [mode(p) for p in (tmp_path / "a", report, report / "artifacts")] == [0o700] * 3
+    assert [mode(p) for p in (short_tmp / "a", report, report / "artifacts")] == [0o700] * 3
     assert mode(bundle) == 0o600
-    [run] = tmp_path.glob(f"{PREFIX}stream-echo-*")
+    [run] = short_tmp.glob(f"{PREFIX}stream-echo-*")
     assert mode(run) == 0o700 and mode(run / "images") == 0o700
     assert (run / MARKER).is_file()
 
@@ -57,21 +57,21 @@ def old_kept_run(root: Path, name: str, age_s: float) -> Path:
     return path
 
 
-def test_kept_runs_are_pruned_to_keep_max(tmp_path: Path) -> None:
-    old = [old_kept_run(tmp_path, f"dgram-echo-old{i}", 1000 - i) for i in range(3)]
-    stranger = tmp_path / f"{PREFIX}not-a-run"  # the prefix alone does not make it ours
+def test_kept_runs_are_pruned_to_keep_max(short_tmp: Path) -> None:
+    old = [old_kept_run(short_tmp, f"dgram-echo-old{i}", 1000 - i) for i in range(3)]
+    stranger = short_tmp / f"{PREFIX}not-a-run"  # the prefix alone does not make it ours
     stranger.mkdir()
-    proc = harness("run", "stream-echo", "--keep", tmpdir=tmp_path,
+    proc = harness("run", "stream-echo", "--keep", tmpdir=short_tmp,
                    env={"CRIU_HARNESS_KEEP_MAX": "2"})
     assert proc.returncode == 0, proc.stdout + proc.stderr
     pruned = [line for line in proc.stdout.splitlines() if line.startswith("pruned: ")]
     assert len(pruned) == 2 and str(old[0]) in pruned[0] and str(old[1]) in pruned[1]
     assert [p.exists() for p in old] == [False, False, True]
     assert stranger.exists()
-    [this_run] = [p for p in tmp_path.glob(f"{PREFIX}stream-echo-*")]
+    [this_run] = [p for p in short_tmp.glob(f"{PREFIX}stream-echo-*")]
     assert this_run.exists()  # the run's own kept directory is never pruned by itself
     # A later run: the earlier one's directory is an old kept run like any other.
-    proc = harness("run", "stream-echo", "--keep-max", "0", tmpdir=tmp_path)
+    proc = harness("run", "stream-echo", "--keep-max", "0", tmpdir=short_tmp)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert not old[2].exists() and not this_run.exists()
     assert stranger.exists()

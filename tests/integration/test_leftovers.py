@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -67,17 +65,6 @@ def hooked_scenario(tmp_path: Path, action: str) -> Path:
     path = tmp_path / "dgram-echo-hooked.toml"
     path.write_text(text.replace("[expect]\n", table + "[expect]\n", 1))
     return path
-
-
-@pytest.fixture
-def short_tmp() -> Iterator[Path]:
-    """A directory with a short path: the harness's run directory goes in it, and the unix
-    socket paths inside must stay under 107 bytes (pytest's tmp_path names are long)."""
-    path = Path(tempfile.mkdtemp(prefix="lo-", dir="/tmp"))
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
 
 
 @contextmanager

@@ -46,13 +46,14 @@ def test_arguments_build_what_a_scenario_file_would(migration: MigrationFixture)
     ("kwargs", "message"),
     [
         ({"ready_socket": "/s", "ready_pattern": "x"}, "ready: must name exactly one of "
-         "ready_socket, ready_pattern, ready_events, ready_delay"),
+         "ready_socket, ready_pattern, ready_events, ready_delay, pidfile"),
         ({"ready_log": "/l"}, "ready_pattern: missing (required with ready_log)"),
         ({"ready_pattern": "("}, "ready_pattern: bad regular expression: *"),
         ({"ready_delay": 0}, "ready_delay: must be greater than 0, not 0"),
         ({"ready_socket": "/s", "ready_timeout": -1}, "ready_timeout: must be greater than 0, *"),
         ({"progress_pattern": "x", "progress_events": "/e"}, "progress: must name exactly one of "
-         "progress_events (an echo event log) or progress_pattern"),
+         "progress_events (an echo event log), progress_pattern (lines of a log) or "
+         "self_check() (a program that checks itself)"),
         ({"progress_log": "/l"}, "progress_pattern: missing (required with progress_log)"),
         ({"progress_events": "/e", "env": {"A": 1}}, "env['A']: must be a string, not an integer"),
         ({"argv": []}, "argv: must not be empty"),

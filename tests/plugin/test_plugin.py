@@ -258,7 +258,7 @@ def test_scenario_files_are_collected(pytester: pytest.Pytester) -> None:
         "native-stream.toml::native-stream",
         "*broken.toml*",
         "*broken.toml:2: process[[]0[]].argv: missing (required)*",
-        "*broken.toml:5: expect.outcome: must be 'migrates' or 'fails', not 'maybe'*",
+        "*broken.toml:5: expect.outcome: must be 'migrates', 'fails' or 'breaks', not 'maybe'*",
     ])
     assert "pyproject" not in result.stdout.str()
     assert result.ret == pytest.ExitCode.INTERRUPTED  # a collection error stops the run

@@ -43,3 +43,14 @@ def test_my_stream_pair_cannot_be_split(migration: MigrationFixture) -> None:
 
     result = migration.run(criu={"dump": {"ext_unix_sk": True}})
     assert result.resumed_after_failure  # the pair kept running after the failed dump
+
+
+@pytest.mark.criu
+def test_my_daemon_checks_itself(migration: MigrationFixture) -> None:
+    program = migration.build(f"{NATIVE}/selfcheck_daemon.c")
+    pidfile, verdict = migration.path("daemon.pid"), migration.path("verdict")
+    migration.spawn([program, "--pidfile", pidfile, "--result", verdict],
+                    role="daemon", pidfile=pidfile)  # the launcher exits; the daemon is tracked
+    migration.self_check("SIGTERM", exit_status=0, file=verdict, pattern="^PASS")
+    result = migration.run(criu={"shell_job": True})  # a daemon leads no session
+    assert result.outcome == "passed"

@@ -11,7 +11,7 @@ import pytest
 from harness.cli import main
 from harness.compare import compare, normalized_signature
 from harness.fields import Fields
-from harness.result import RunReport
+from harness.report import RunReport
 
 SIG = (
     "Error (criu/sk-unix.c:881): unix: Can't dump half of stream unix connection. "

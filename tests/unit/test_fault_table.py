@@ -15,8 +15,9 @@ from harness.errors import CriuError, UsageError
 from harness.faultrun import check
 from harness.faults import CASES, Effect, FaultCase
 from harness.fields import Fields
-from harness.fingerprint import Difference
-from harness.result import CycleResult, InjectedFault, Outcome, RunReport, ScenarioResult, Step
+from harness.difference import Difference
+from harness.report import RunReport
+from harness.result import CycleResult, InjectedFault, Outcome, ScenarioResult, Step
 from harness.scenario import Expectation
 from harness.verdict import expected_failure
 

@@ -8,24 +8,16 @@ import socket
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
 import psutil
 import pytest
 
+from harness.difference import Difference, Inspection, describe, diff, diff_trees
 from harness.errors import WorkloadError
-from harness.fingerprint import (
-    Difference,
-    Fd,
-    Fingerprint,
-    Inspection,
-    describe,
-    diff,
-    diff_trees,
-    take,
-    take_tree,
-)
+from harness.fingerprint import Fd, Fingerprint, take, take_tree
 from harness.waiting import wait_for
 
 
@@ -67,7 +59,7 @@ def test_each_field_is_named() -> None:
 def test_missing_and_new_fds_and_maps() -> None:
     fds = dict(fp().fds)
     del fds[4]
-    fds[7] = Fd("pipe", "pipe#1")
+    fds[7] = Fd("pipe", "pipe@fd7")
     maps = {**fp().maps, ("/lib/libc.so.6", "r-xp"): 4096}
     out = {d.field: d for d in diff(fp(), fp(fds=fds, maps=maps))}
     assert out["fd 4"].after == "(none)" and out["fd 7"].before == "(none)"
@@ -99,12 +91,12 @@ def test_trees_are_matched_by_pid() -> None:
 
 def test_allowed_patterns_and_description() -> None:
     d = Difference("tree (pid 5)", "fd 4", "socket unix stream /r/c.sock flags 2",
-                   "socket unix stream (unbound) #1 flags 2")
+                   "socket unix stream (unbound) @fd4 flags 2")
     assert d.allowed_by(["fd *: socket unix stream /* -> socket unix stream (unbound)*"])
     assert not d.allowed_by(["fd *: file *"])
     assert describe([d]) == (
         "tree (pid 5): fd 4: socket unix stream /r/c.sock flags 2 -> "
-        "socket unix stream (unbound) #1 flags 2"
+        "socket unix stream (unbound) @fd4 flags 2"
     )
 
 
@@ -148,9 +140,9 @@ def test_take_describes_a_live_process(child: subprocess.Popen[str], tmp_path: P
     assert any(fd.target == f"unix dgram {tmp_path}/s.sock" for fd in print_.fds.values())
     [log] = [fd for fd in print_.fds.values() if fd.target == str(tmp_path / "log")]
     assert log.pos == 10
-    # The two ends of one pipe are named alike by first appearance, never by inode.
+    # The two ends of one pipe are named alike, by the lowest fd holding it, never by inode.
     pipes = sorted(fd.target for fd in print_.fds.values() if fd.kind == "pipe")
-    assert pipes and all(p.startswith("pipe#") for p in pipes)
+    assert pipes and all(p.startswith("pipe@fd") for p in pipes)
     assert "nofile" in print_.rlimits and print_.maps
     # Taken twice while stopped: nothing differs.
     assert diff(print_, take(child.pid)) == []
@@ -177,12 +169,61 @@ def test_inspection_records_a_look_that_failed(child: subprocess.Popen[str]) -> 
     assert problem.field == "fingerprint" and str(child.pid) in problem.after
 
 
-def test_unbound_sockets_are_named_by_first_appearance() -> None:
+def test_unbound_sockets_are_named_by_their_lowest_fd() -> None:
     a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         mine = take(os.getpid())
         names = {mine.fds[a.fileno()].target, mine.fds[b.fileno()].target}
-        assert all(n.startswith("unix stream (unbound) #") for n in names) and len(names) == 2
+        assert names == {f"unix stream (unbound) @fd{a.fileno()}",
+                         f"unix stream (unbound) @fd{b.fileno()}"}
     finally:
         a.close()
         b.close()
+
+
+SHARED = """
+import mmap, os, signal, socket, sys
+shared = mmap.mmap(-1, 4096, flags=mmap.MAP_SHARED)   # shared anonymous: "/dev/zero (deleted)"
+a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)   # fds 3 and 4: unbound
+named = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)      # fd 5: bound
+named.bind(sys.argv[1])
+c, d = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)   # fds 6 and 7: unbound
+os.kill(os.getpid(), signal.SIGSTOP)
+"""
+
+
+@contextmanager
+def stopped(*argv: str) -> Iterator[psutil.Process]:
+    """A process that stops itself once set up; killed at the end."""
+    proc = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL)
+    try:
+        child = psutil.Process(proc.pid)
+        wait_for(lambda: child.status() == psutil.STATUS_STOPPED, timeout=10)
+        yield child
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_unnamed_sockets_keep_their_names_when_another_socket_changes(tmp_path: Path) -> None:
+    """One socket losing its name is one difference, not a renumbering of every later one."""
+    with stopped(sys.executable, "-c", SHARED, str(tmp_path / "s.sock")) as child:
+        before = take(child.pid)
+    names = {n: fd.target for n, fd in before.fds.items() if fd.kind == "socket"}
+    assert names[3] == "unix dgram (unbound) @fd3" and names[7] == "unix dgram (unbound) @fd7"
+    # As after a restore that gave fd 5 no name (what CRIU does to a tree's socket pair).
+    fds = dict(before.fds)
+    fds[5] = Fd("socket", "unix dgram (unbound) @fd5", fds[5].flags)
+    assert [d.field for d in diff(before, replace(before, fds=fds))] == ["fd 5"]
+
+
+def test_a_shared_anonymous_mapping_restored_from_a_memfd_is_the_same_mapping(
+    tmp_path: Path,
+) -> None:
+    with stopped(sys.executable, "-c", SHARED, str(tmp_path / "s.sock")) as child:
+        before = take(child.pid)
+    assert ("/dev/zero (deleted)", "rw-s") in before.maps
+    # CRIU restores it from a memfd; the kernel names that one "/memfd:/dev/zero (deleted)".
+    from harness.fingerprint import SAME_MAPPING
+
+    assert SAME_MAPPING["/memfd:/dev/zero (deleted)"] == "/dev/zero (deleted)"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from harness.process import Supervisor
+from harness.supervisor import Supervisor
 from harness.verification import Accounting, read_events
 from harness.waiting import wait_for
 from harness.workloads.continuity import counter_breaks

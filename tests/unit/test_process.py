@@ -10,7 +10,7 @@ import psutil
 import pytest
 
 from harness.errors import WorkloadError
-from harness.process import Supervisor
+from harness.supervisor import Supervisor
 from harness.waiting import wait_for
 
 # A parent that forks a child, writes both pids, and sleeps: a small tree in its own session.

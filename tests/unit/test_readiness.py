@@ -141,7 +141,7 @@ def test_one_kind_builds_its_class(values: dict[str, object], expected: readines
     "values", [{}, {"timeout": 5.0}, {"socket": "/s", "events": "/e"}, {"pattern": "x"}]
 )
 def test_none_or_several_kinds_is_one_problem(values: dict[str, object]) -> None:
-    assert build(values) == (None, [((), "must name exactly one of socket, log, events, delay")])
+    assert build(values) == (None, [((), "must name exactly one of socket, log, events, delay, pidfile")])
 
 
 def test_each_kind_checks_its_own_keys() -> None:
@@ -158,14 +158,14 @@ def test_each_kind_checks_its_own_keys() -> None:
 
 def test_every_key_of_every_kind_is_known() -> None:
     assert readiness.KEYS == {"socket": str, "log": str, "pattern": str, "events": str,
-                              "delay": float, "timeout": float}
+                              "delay": float, "pidfile": str, "timeout": float}
 
 
 def test_messages_name_keys_as_the_caller_does() -> None:
     problems = Problems(lambda keys: "ready_" + str(keys[-1]))
     readiness.from_keys({"log": "/l", "delay": 1.0}, problems)
     assert [p.why for p in problems.found] == [
-        "must name exactly one of ready_socket, ready_log, ready_events, ready_delay",
+        "must name exactly one of ready_socket, ready_log, ready_events, ready_delay, ready_pidfile",
         "missing (required with ready_log)",
     ]
 
@@ -186,5 +186,5 @@ def test_a_scenario_file_gets_the_rule_at_its_line(tmp_path: Path) -> None:
     with pytest.raises(scenario.ScenarioError) as info:
         scenario.load(path)
     assert info.value.problems == [
-        f"{path}:5: process[0].ready: must name exactly one of socket, log, events, delay"
+        f"{path}:5: process[0].ready: must name exactly one of socket, log, events, delay, pidfile"
     ]

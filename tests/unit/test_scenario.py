@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import textwrap
 from pathlib import Path
@@ -158,3 +159,20 @@ def test_bad_plugin_names_are_refused(tmp_path: Path) -> None:
                      "(cuda_plugin.so: cuda)"]
     found = problems(tmp_path, GOOD + '\n[criu]\nplugins = "cuda"\n')
     assert found == [f"{tmp_path}/mine.toml:23: criu.plugins: must be a list, not a string"]
+
+
+@pytest.mark.parametrize("bad", ["../../x", "/tmp/y", "a/b", "", ".hidden", "x" * 65, "a\tb"])
+def test_names_and_roles_are_identifiers(tmp_path: Path, bad: str) -> None:
+    text = GOOD.replace('name = "mine"', f"name = {json.dumps(bad)}").replace(
+        'role = "client"', f"role = {json.dumps(bad)}")
+    with pytest.raises(scenario.ScenarioError) as info:
+        scenario.load(write(tmp_path, text))
+    problems = info.value.problems
+    assert any(": name: " in p and "is not a name" in p for p in problems), problems
+    assert any(".role: " in p and "is not a name" in p for p in problems), problems
+
+
+def test_the_run_id_placeholder_is_unique_to_the_run(tmp_path: Path) -> None:
+    s = scenario.load(write(tmp_path, GOOD))
+    run = tmp_path / "criu-harness-demo-k2x_9abc"
+    assert s.render("/tmp/echo-{run_id}.sock", run) == "/tmp/echo-k2x_9abc.sock"

@@ -1,0 +1,144 @@
+"""The commands that migrate and reproduce: run, list, restore, bundle, check."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from harness import artifacts, preflight, report, reproduce, rundir, scenario
+from harness.cli import options
+from harness.criu import BACKENDS, get_backend
+from harness.errors import UsageError
+from harness.plan import PLANS
+from harness.report import RunReport
+from harness.result import Keep, Outcome
+from harness.runner import ScenarioRun
+
+__all__ = ["DEFAULT_SCENARIOS", "add"]
+
+# stream-tree right after stream-echo: the same pair, forked from one parent, migrates.
+DEFAULT_SCENARIOS = ("dgram-echo", "stream-echo", "stream-tree")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    names = args.scenarios or list(DEFAULT_SCENARIOS)
+    scenarios = [scenario.find(n) for n in names]  # all validated before anything starts
+    if args.report:
+        rundir.check_output_dir(args.report, "--report")
+    if os.geteuid() != 0:
+        raise UsageError("CRIU needs root: run as root (criu-harness check tells what else is missing)")
+    backend = get_backend(args.backend, args.criu_binary, args.criu_timeout, args.criu_fault)
+    plans: list[str | None] = list(PLANS) if args.plan == "all" else [args.plan]
+    run = RunReport(criu_version=backend.criu.version(), backend=backend.name)
+    print(report.header(run), flush=True)
+    # Kept runs stay where they ran (replayable); the report gets a bundle of each.
+    bundle_into = args.report.resolve() / "artifacts" if args.report else None
+    # One column for every name[plan], so the plans' lines line up side by side.
+    width = max(
+        [16, *(len(s.name) + (len(p) + 2 if p not in (None, "server-first") else 0)
+               for s in scenarios for p in plans)]
+    )
+    try:
+        for s in scenarios:
+            for plan in plans:
+                result = ScenarioRun(
+                    s,
+                    backend,
+                    plan=plan,
+                    iterations=args.iterations,
+                    keep=Keep.ALWAYS if args.keep else Keep.FAILED,
+                    bundle_into=bundle_into,
+                ).run()
+                run.scenarios.append(result)
+                print(report.line(result, width), flush=True)
+                if (not result.ok or result.outcome is Outcome.SKIPPED) and result.reason:
+                    print(f"    why: {result.reason}", flush=True)
+    finally:
+        # An interrupted run keeps its directory too: this is where they stop piling up.
+        rundir.prune(args.keep_max, lambda line: print(line, flush=True))
+    good = sum(1 for s in run.scenarios if s.ok)
+    print(f"{good} of {len(run.scenarios)} scenario(s) as expected")
+    if args.report:
+        print(f"results: {report.write(run, args.report)}")
+    return 0 if run.ok else 1
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    problems = 0
+    loaded = []
+    for path in scenario.builtin_paths():
+        try:
+            loaded.append(scenario.load(path))
+        except scenario.ScenarioError as exc:
+            print(exc, file=sys.stderr)
+            problems += 1
+    width = max([16, *(len(s.name) for s in loaded)])
+    for s in loaded:
+        expect = s.expect.outcome + (f" ({s.expect.action})" if s.expect.outcome == "fails" else "")
+        print(f"{s.name:<{width}} {expect:<16} {s.description}")
+    return 2 if problems else 0
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    attempts = reproduce.retry_restore(
+        args.dir, backend=args.backend, role=args.role, cycle=args.cycle, binary=args.criu_binary
+    )
+    print("\n".join(reproduce.describe(attempts)))
+    return 0 if all(a.ok for a in attempts) else 1
+
+
+def cmd_bundle(args: argparse.Namespace) -> int:
+    print(artifacts.bundle(args.dir, args.output))
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    pre = preflight.run(args.criu_binary)
+    print(preflight.table(pre))
+    return 0 if pre.ok else 1
+
+
+def add(commands: Any) -> None:
+    """Add these commands to the command line's subparsers."""
+    run = commands.add_parser("run", help="migrate scenarios and verify them")
+    run.add_argument("scenarios", nargs="*", metavar="SCENARIO",
+                     help=f"built-in names or scenario files (default: {' '.join(DEFAULT_SCENARIOS)})")
+    run.add_argument("--backend", choices=sorted(BACKENDS), default="rpc",
+                     help="how to drive CRIU: rpc (pycriu) or cli (the criu binary)")
+    run.add_argument("--plan", choices=[*PLANS, "all"], default=None,
+                     help="migration plan (default: the scenario's own; all: every plan)")
+    run.add_argument("--iterations", type=options.positive, default=1,
+                     help="migrate the same running workload N times")
+    run.add_argument("--report", type=Path, metavar="DIR",
+                     help="write DIR/results.json, and keep failures' artifacts in DIR/artifacts")
+    run.add_argument("--keep", action="store_true", help="keep artifacts of passing runs too")
+    options.keep_max(run)
+    options.criu_binary(run)
+    options.criu_action(run)
+    run.set_defaults(func=cmd_run)
+
+    lst = commands.add_parser("list", help="list the built-in scenarios")
+    lst.set_defaults(func=cmd_list)
+
+    rst = commands.add_parser("restore", help="retry the restore from a kept run's images")
+    rst.add_argument("dir", type=Path, metavar="DIR",
+                     help="a kept run directory, or an unpacked bundle")
+    rst.add_argument("--backend", choices=sorted(BACKENDS), default=None,
+                     help="how to drive CRIU (default: as the run did)")
+    rst.add_argument("--role", help="restore only this role (default: every role, in the run's order)")
+    rst.add_argument("--cycle", type=options.positive, help="which migration's images (default: the last)")
+    options.criu_binary(rst)
+    rst.set_defaults(func=cmd_restore)
+
+    bnd = commands.add_parser("bundle", help="pack a kept run directory into one .tar.gz")
+    bnd.add_argument("dir", type=Path, metavar="DIR", help="a kept run directory")
+    bnd.add_argument("-o", "--output", type=Path, metavar="FILE",
+                     help="the bundle to write (default: DIR.tar.gz)")
+    bnd.set_defaults(func=cmd_bundle)
+
+    chk = commands.add_parser("check", help="can migrations run here? root, criu check, features")
+    options.criu_binary(chk)
+    chk.set_defaults(func=cmd_check)
