@@ -29,7 +29,7 @@ from pathlib import Path
 from harness import scenario as scenarios
 from harness.errors import UsageError
 from harness.result import InjectedFault
-from harness.scenario import CriuSpec, Expectation, Scenario
+from harness.scenario import Scenario
 
 __all__ = ["CASES", "FAULT_SCENARIO_DIR", "OBSERVED_WITH", "Effect", "FaultCase", "select"]
 
