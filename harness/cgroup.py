@@ -161,3 +161,20 @@ def leftovers(include_live: bool = False, base: Path | None = None) -> list[RunC
         if include_live or not alive:
             found.append(group)
     return found
+
+
+# The cgroup the harness's own CRIU processes run in while a supervisor holds a run: a child of
+# the run's cgroup, so that the keeper's kill after a SIGKILL of the harness ends them too (a
+# CRIU's own children do not inherit its parent-death signal). None outside a run.
+_criu_group: RunCgroup | None = None
+
+
+def criu_group() -> RunCgroup | None:
+    return _criu_group
+
+
+def use_criu_group(group: RunCgroup | None) -> RunCgroup | None:
+    """Make group the one CRIU runs in; return the one it replaces."""
+    global _criu_group
+    previous, _criu_group = _criu_group, group
+    return previous

@@ -35,6 +35,7 @@ class Supervisor:
         self.keeper_log = keeper_log
         self.cgroup: RunCgroup | None = None
         self._keeper: Keeper | None = None
+        self._outer_criu_group: RunCgroup | None = None
         self._old_term: object = None
 
     def __enter__(self) -> Supervisor:
@@ -46,6 +47,7 @@ class Supervisor:
             # The keeper's log lies in the run directory: it sweeps that for CRIU's mounts.
             run_dir = self.keeper_log.parent if self.keeper_log is not None else None
             self._keeper = Keeper(self.cgroup, self.keeper_log, run_dir)
+            self._outer_criu_group = cgroup.use_criu_group(self.cgroup.child("criu"))
         return self
 
     def __exit__(
@@ -64,6 +66,7 @@ class Supervisor:
                 reaping.reap([*members, *self._zombies()], timeout=5.0)
             reaping.reap_zombies({w.pid for w in self.workloads.values() if w.pid})
             if self.cgroup is not None:
+                cgroup.use_criu_group(self._outer_criu_group)
                 self.cgroup.remove()
                 # A restore from a kept run's images (reproduce) recreates that run's cgroup,
                 # whose harness is gone: once empty, it is nobody's.

@@ -13,13 +13,14 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import IO
 
 import psutil
 
 from harness import reaping
+from harness.cgroup import RunCgroup, criu_group
 from harness.criu import yard
 from harness.criu.options import CriuOptions
 from harness.fields import JsonObject
@@ -58,6 +59,19 @@ def _die_with_parent() -> None:
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
+def _prepare(group: RunCgroup | None) -> Callable[[], None]:
+    """What runs in the CRIU child before exec: a parent-death signal, and the run's cgroup
+    for CRIU (if a run holds one), so its own children are ended by the keeper too."""
+    enter = group.enter() if group is not None else None
+
+    def prepare() -> None:
+        _die_with_parent()
+        if enter is not None:
+            enter()
+
+    return prepare
+
+
 class CriuProcess:
     """A running CRIU (``criu ACTION`` or ``criu swrk``) with a deadline: past it, CRIU and its
     process group are killed and ``timed_out`` is set.
@@ -83,7 +97,7 @@ class CriuProcess:
             env=criu_env(opts),
             # CRIU itself is never dumped, so a parent-death signal is safe here (unlike in a
             # workload): a harness killed mid-dump or mid-restore does not leave CRIU running.
-            preexec_fn=_die_with_parent,
+            preexec_fn=_prepare(criu_group()),
         )
 
     def _left(self) -> float:
