@@ -28,6 +28,7 @@ from harness import (
 )
 from harness.criu import BACKENDS, DEFAULT_TIMEOUT_S, get_backend
 from harness.errors import HarnessError, UsageError
+from harness.isolation import DEFAULT_ISOLATION, Isolation
 from harness.plan import PLANS
 from harness.result import Keep, Outcome, RunReport
 from harness.runner import ScenarioRun
@@ -70,6 +71,7 @@ def _run(args: argparse.Namespace) -> int:
                     iterations=args.iterations,
                     keep=Keep.ALWAYS if args.keep else Keep.FAILED,
                     bundle_into=bundle_into,
+                    isolation=args.isolation,
                 ).run()
                 run.scenarios.append(result)
                 print(report.line(result, width), flush=True)
@@ -198,6 +200,14 @@ def _criu_action(parser: argparse.ArgumentParser) -> None:
                              "early, 2: restore root only, 3: dump pages, ...)")
 
 
+def _isolation(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--isolation", choices=[str(i) for i in Isolation], default=None,
+                        help="none: host processes; ns: each workload the init of its own PID "
+                             "and mount namespaces (private /tmp); ns+net: and a network "
+                             "namespace (default: the scenario's, else "
+                             f"{DEFAULT_ISOLATION})")
+
+
 def _keep_max(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--keep-max", type=_count, default=None, metavar="N",
                         help="kept run directories to leave in the temp directory; older ones "
@@ -221,6 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--report", type=Path, metavar="DIR",
                      help="write DIR/results.json, and keep failures' artifacts in DIR/artifacts")
     run.add_argument("--keep", action="store_true", help="keep artifacts of passing runs too")
+    _isolation(run)
     _keep_max(run)
     _criu_binary(run)
     _criu_action(run)

@@ -15,6 +15,7 @@ from harness.criu import Backend, CriuOptions
 from harness.errors import HarnessError, VerificationError
 from harness.evidence import drop_pages
 from harness.fingerprint import Inspection, describe
+from harness.isolation import DEFAULT_ISOLATION, Isolation, criu_options
 from harness.migration import Migration, MigrationRecord
 from harness.plan import Plan
 from harness.process import Workload
@@ -44,6 +45,7 @@ class Cycles:
     keep: Keep
     fingerprint: bool = True
     iterations: int = 1
+    isolation: Isolation = DEFAULT_ISOLATION
     # Wall-clock time up to which the client's messages are accounted to a cycle.
     verified_until: float = 0.0
     # After the expected CRIU failure: did the workload go on? (None: no such failure.)
@@ -81,7 +83,8 @@ class Cycles:
                 drop_pages(images)  # many cycles of a passing run must not fill the disk
 
     def _options(self, role: str, action: str) -> CriuOptions:
-        return self.scenario.criu.options(action, self._images / role, f"{action}.log")
+        opts = self.scenario.criu.options(action, self._images / role, f"{action}.log")
+        return criu_options(self.isolation, opts, action, self.run_dir.path)
 
     def _succeeded(
         self, cycle: CycleResult, record: MigrationRecord, looks: Inspection | None

@@ -254,6 +254,10 @@ class ScenarioResult:
     outcome: Outcome = Outcome.ERROR
     backend: str = ""
     plan: str = ""
+    # How the workloads ran (harness.isolation) and how their pages travelled
+    # (harness.transport): "" in results written before either existed.
+    isolation: str = ""
+    transport: str = ""
     messages_lost: int = 0
     duplicates: int = 0
     out_of_order: int = 0
@@ -297,6 +301,8 @@ class ScenarioResult:
             outcome=_enum(Outcome, f, "outcome"),
             backend=f.text("backend", ""),
             plan=f.text("plan", ""),
+            isolation=f.text("isolation", ""),
+            transport=f.text("transport", ""),
             **{key: f.integer(key, 0) for key in (
                 "messages_lost", "duplicates", "out_of_order", "timeouts", "client_errors",
                 "sent", "answered")},

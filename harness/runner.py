@@ -12,6 +12,7 @@ from harness.criu import Backend
 from harness.cycle import Cycles
 from harness.errors import HarnessError
 from harness.evidence import keep_or_remove
+from harness.isolation import Isolation, get_isolation, namespaces
 from harness.plan import Plan, get_plan
 from harness.process import Supervisor
 from harness.result import CycleResult, Keep, Outcome, ScenarioResult
@@ -35,6 +36,7 @@ class ScenarioRun:
         bundle_into: Path | None = None,
         fingerprint: bool = True,
         run_dir: RunDir | None = None,
+        isolation: Isolation | str | None = None,
     ) -> None:
         if keep not in tuple(Keep):
             raise HarnessError(f"keep must be one of {', '.join(Keep)}, not {keep!r}")
@@ -55,6 +57,8 @@ class ScenarioRun:
         # A caller may make the run directory first, to know its paths before the run (the
         # pytest fixture does); the run then owns it like one of its own.
         self.run_dir = run_dir
+        # The run's choice, else the scenario's, else the default (harness.isolation).
+        self.isolation = get_isolation(isolation or scenario.isolation)
 
     def run(self) -> ScenarioResult:
         result = ScenarioResult(
@@ -62,6 +66,8 @@ class ScenarioRun:
             expected=self.expect.outcome,
             backend=self.backend.name,
             plan=self.plan.name,
+            isolation=str(self.isolation),
+            transport="local",
         )
         started = time.monotonic()
         run_dir = self.run_dir = self.run_dir or RunDir(self.scenario.name)
@@ -92,11 +98,13 @@ class ScenarioRun:
             return self.scenario.render(text, run_dir.path)
 
         startup.build(self.scenario, render)
-        workloads = startup.start(self.scenario, supervisor, run_dir.path, render)
+        workloads = startup.start(self.scenario, supervisor, run_dir.path, render,
+                                  namespaces(self.isolation, run_dir.path))
         with self.scenario.verify.progress(render) as progress:
             startup.warm_up(self.scenario, progress, workloads)
             cycles = Cycles(self.scenario, self.backend, self.plan, self.expect, run_dir,
-                            workloads, progress, self.keep, self.fingerprint, self.iterations)
+                            workloads, progress, self.keep, self.fingerprint, self.iterations,
+                            isolation=self.isolation)
             for n in range(1, self.iterations + 1):
                 # Held by the result before it runs: an interrupt leaves it there, halfway.
                 cycle = CycleResult(n, Outcome.ERROR, reason="interrupted")

@@ -211,13 +211,15 @@ class MigrationFixture:
         criu: Mapping[str, Any] | CriuSpec | None = None,
         features: Sequence[str] = (),
         check: bool = True,
+        isolation: str | None = None,
     ) -> ScenarioResult:
         """Start the processes, migrate them ``iterations`` times by ``plan`` (server-first by
         default) and verify; return the result.
 
         ``criu`` takes what a scenario's ``[criu]`` table takes, ``{"dump": {"ext_unix_sk":
         True}}`` say; ``features`` what a scenario's ``features`` takes (``["cuda"]``): the
-        test is skipped, naming the missing piece, where one is missing. With ``check`` (the
+        test is skipped, naming the missing piece, where one is missing. ``isolation``
+        ("none", "ns", "ns+net") overrides ``--criu-isolation``. With ``check`` (the
         default) a migration that does not end as expected fails the test; with
         ``check=False`` the result is returned for the test to judge.
         """
@@ -229,7 +231,7 @@ class MigrationFixture:
         )
         # keep="always": the fixture decides at teardown, by the test's own outcome.
         run = ScenarioRun(scenario, self.backend, iterations=iterations, keep="always",
-                          run_dir=self._rundir)
+                          run_dir=self._rundir, isolation=isolation or self.settings.isolation)
         self.result = result = run.run()
         record_properties(self._properties, result)
         if result.outcome is Outcome.SKIPPED:

@@ -13,6 +13,7 @@ from typing import Any
 
 from harness import readiness
 from harness.errors import UsageError
+from harness.isolation import Isolation
 from harness.plan import DEFAULT_PLAN, PLANS
 from harness.problems import Keys, type_name
 from harness.scenario.checker import Checker
@@ -40,7 +41,7 @@ class ScenarioError(UsageError):
 
 _TOP = {
     "name": str, "description": str, "plan": str, "features": list, "process": list,
-    "build": list, "criu": dict, "expect": dict, "verify": dict,
+    "build": list, "criu": dict, "expect": dict, "verify": dict, "isolation": str,
 }
 _PROCESS = {"role": str, "argv": list, "cwd": str, "env": dict, "ready": dict}
 _BUILD = {"sources": list, "output": str, "flags": list}
@@ -98,6 +99,9 @@ def _scenario(check: Checker, path: Path, data: dict[str, Any]) -> Scenario | No
     verify = _verify(check, top.get("verify", {}))
     criu = _criu(check, top.get("criu", {}))
     features = tuple(check.strings(top.get("features", []), ("features",), nonempty=False))
+    isolation = top.get("isolation")
+    if isolation is not None and isolation not in tuple(Isolation):
+        check.add(("isolation",), f"must be one of {', '.join(Isolation)}, not {isolation!r}")
     if check.problems or expect is None or verify is None:
         return None
     return Scenario(
@@ -112,6 +116,7 @@ def _scenario(check: Checker, path: Path, data: dict[str, Any]) -> Scenario | No
         criu=criu,
         builds=builds,
         features=features,
+        isolation=isolation,
     )
 
 

@@ -189,6 +189,8 @@ class Scenario:
     criu: CriuSpec = CriuSpec()
     builds: tuple[Build, ...] = ()
     features: tuple[str, ...] = ()
+    # "none", "ns" or "ns+net" (harness.isolation); None: the run's choice, else the default.
+    isolation: str | None = None
 
     @property
     def roles(self) -> list[str]:

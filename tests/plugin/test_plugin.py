@@ -145,6 +145,26 @@ def test_python_pair_twice(migration):
 
 
 @pytest.mark.criu
+def test_the_fixture_isolates_by_option_and_by_argument(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(PAIR + """
+
+def test_by_option(migration, criu_settings):
+    assert criu_settings.isolation == "ns"
+    echo_pair(migration, "dgram")
+    result = migration.run()
+    assert result.outcome == "passed" and result.isolation == "ns"
+
+
+def test_by_argument(migration):
+    echo_pair(migration, "dgram")
+    result = migration.run(isolation="none")
+    assert result.outcome == "passed" and result.isolation == "none"
+""")
+    result = pytester.runpytest_subprocess("--criu-isolation=ns", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)
+
+
+@pytest.mark.criu
 def test_criu_xfail_is_strict(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(PAIR + """
 HALF = "Can't dump half of stream unix connection"
