@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 
 import psutil
 
@@ -90,38 +92,95 @@ class Migration:
             for role in self.plan.quiesce:
                 with _phase(record, Step.QUIESCE, role):
                     self._quiesce(workloads[role], refreeze=role in frozen)
-            for role in self.plan.dump:
-                if self.before_dump is not None:
-                    with _phase(record, Step.INSPECT, role):
-                        self.before_dump(role, workloads[role])
-                workloads[role].note_tree()  # its children die with it: reap() collects them
-                with _phase(record, Step.DUMP, role):
-                    self._call(record, self.backend.dump, workloads[role].pid, role, "dump")
-                with _phase(record, Step.REAP, role):
-                    workloads[role].reap()
-                dumped.append(role)
+            if self.plan.overlap:
+                self._dump_together(record, workloads, dumped)
+            else:
+                for role in self.plan.dump:
+                    self._look_before(record, role, workloads[role])
+                    self._dump(record, role, workloads[role])
+                    dumped.append(role)
         except CriuError as err:
             record.error, record.failed_step = err, Step.DUMP
             self._rollback(record, workloads, dumped, frozen)
             record.finished = time.time()
             return record
-        for role in self.plan.restore:
-            try:
-                with _phase(record, Step.RESTORE, role):
-                    call = self._call(record, self.backend.restore, None, role, "restore")
-                    assert call.restored_pid is not None
-                    workloads[role].adopt(call.restored_pid)
-            except CriuError as err:
-                record.error, record.failed_step = err, Step.RESTORE
-                break
-            if self.after_restore is not None:
-                with _phase(record, Step.INSPECT, role):
-                    self.after_restore(role, workloads[role])
-            with _phase(record, Step.RESUME, role):
-                # CRIU restores a task stopped if it was stopped at dump: let it run.
-                workloads[role].thaw()
+        if self.plan.overlap:
+            self._restore_together(record, workloads)
+        else:
+            for role in self.plan.restore:
+                try:
+                    self._restore(record, role, workloads[role])
+                except CriuError as err:
+                    record.error, record.failed_step = err, Step.RESTORE
+                    break
+                self._look_after(record, role, workloads[role])
+                self._resume(record, role, workloads[role])
         record.finished = time.time()
         return record
+
+    def _look_before(self, record: MigrationRecord, role: str, workload: Workload) -> None:
+        if self.before_dump is not None:
+            with _phase(record, Step.INSPECT, role):
+                self.before_dump(role, workload)
+
+    def _look_after(self, record: MigrationRecord, role: str, workload: Workload) -> None:
+        if self.after_restore is not None:
+            with _phase(record, Step.INSPECT, role):
+                self.after_restore(role, workload)
+
+    def _dump(self, record: MigrationRecord, role: str, workload: Workload) -> None:
+        """Dump a role and reap what the dump killed, so its pids are free for the restore."""
+        workload.note_tree()  # its children die with it: reap() collects them
+        with _phase(record, Step.DUMP, role):
+            self._call(record, self.backend.dump, workload.pid, role, "dump")
+        with _phase(record, Step.REAP, role):
+            workload.reap()
+
+    def _restore(self, record: MigrationRecord, role: str, workload: Workload) -> None:
+        with _phase(record, Step.RESTORE, role):
+            call = self._call(record, self.backend.restore, None, role, "restore")
+            assert call.restored_pid is not None
+            workload.adopt(call.restored_pid)
+
+    @staticmethod
+    def _resume(record: MigrationRecord, role: str, workload: Workload) -> None:
+        with _phase(record, Step.RESUME, role):
+            # CRIU restores a task stopped if it was stopped at dump: let it run.
+            workload.thaw()
+
+    def _dump_together(
+        self, record: MigrationRecord, workloads: dict[str, Workload], dumped: list[str]
+    ) -> None:
+        """Every role looked at (while all are stopped), then all dumped at once; raise the
+        first CRIU failure once every dump has ended, with ``dumped`` naming those that
+        succeeded (the rollback restores them)."""
+        for role in self.plan.dump:
+            self._look_before(record, role, workloads[role])
+        errors = together([
+            (role, partial(self._dump, record, role, workloads[role])) for role in self.plan.dump
+        ])
+        dumped.extend(role for role in self.plan.dump if role not in errors)
+        for role in self.plan.dump:
+            if role in errors:
+                raise errors[role]
+
+    def _restore_together(self, record: MigrationRecord, workloads: dict[str, Workload]) -> None:
+        """Every role restored at once (each comes back stopped, as it was dumped), then looked
+        at, then resumed in the plan's order. A failed restore is the record's error; the
+        roles that were restored are resumed all the same, as in the sequential order."""
+        errors = together([
+            (role, partial(self._restore, record, role, workloads[role]))
+            for role in self.plan.restore
+        ])
+        failed = [role for role in self.plan.restore if role in errors]
+        if failed:
+            record.error, record.failed_step = errors[failed[0]], Step.RESTORE
+        for role in self.plan.restore:
+            if role not in errors:
+                self._look_after(record, role, workloads[role])
+        for role in self.plan.restore:
+            if role not in errors:
+                self._resume(record, role, workloads[role])
 
     @staticmethod
     def _quiesce(workload: Workload, timeout: float = 5.0, refreeze: bool = True) -> None:
@@ -174,6 +233,40 @@ class Migration:
             workloads[role].thaw()
         for role in dumped:
             workloads[role].thaw()
+
+
+def together(actions: Sequence[tuple[str, Callable[[], None]]]) -> dict[str, CriuError]:
+    """Run the actions at once, one thread each, and wait for all of them: a CRIU call is
+    never abandoned halfway (an interrupt of the caller waits for the others to end first, as
+    CriuProcess does for one). Each action's CRIU failure comes back under its name; any other
+    exception is raised once all have ended.
+
+    Each thread waits for its own CRIU to the end: CRIU's parent-death signal fires when the
+    thread that started it ends, not the process."""
+    errors: dict[str, CriuError] = {}
+    other: list[BaseException] = []
+
+    def run(name: str, action: Callable[[], None]) -> None:
+        try:
+            action()
+        except CriuError as err:
+            errors[name] = err
+        except BaseException as exc:  # noqa: BLE001 (re-raised in the caller's thread)
+            other.append(exc)
+
+    threads = [threading.Thread(target=run, args=item, name=f"criu-{item[0]}") for item in actions]
+    for thread in threads:
+        thread.start()
+    try:
+        for thread in threads:
+            thread.join()
+    except BaseException:
+        for thread in threads:
+            thread.join()
+        raise
+    if other:
+        raise other[0]
+    return errors
 
 
 @contextmanager
