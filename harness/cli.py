@@ -30,6 +30,7 @@ from harness.criu import BACKENDS, DEFAULT_TIMEOUT_S, get_backend
 from harness.errors import HarnessError, UsageError
 from harness.isolation import DEFAULT_ISOLATION, Isolation
 from harness.plan import PLANS
+from harness.transport import TRANSPORTS
 from harness.result import Keep, Outcome, RunReport
 from harness.runner import ScenarioRun
 
@@ -72,6 +73,8 @@ def _run(args: argparse.Namespace) -> int:
                     keep=Keep.ALWAYS if args.keep else Keep.FAILED,
                     bundle_into=bundle_into,
                     isolation=args.isolation,
+                    transport=args.transport,
+                    say=lambda line: print(f"note: {line}", flush=True),
                 ).run()
                 run.scenarios.append(result)
                 print(report.line(result, width), flush=True)
@@ -200,6 +203,13 @@ def _criu_action(parser: argparse.ArgumentParser) -> None:
                              "early, 2: restore root only, 3: dump pages, ...)")
 
 
+def _transport(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--transport", choices=TRANSPORTS, default="local",
+                        help="how the pages travel: local (image files), page-server (to a "
+                             "second host's criu page-server, across a veth pair), lazy "
+                             "(post-copy from the source; implies --isolation ns)")
+
+
 def _isolation(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--isolation", choices=[str(i) for i in Isolation], default=None,
                         help="none: host processes; ns: each workload the init of its own PID "
@@ -232,6 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="write DIR/results.json, and keep failures' artifacts in DIR/artifacts")
     run.add_argument("--keep", action="store_true", help="keep artifacts of passing runs too")
     _isolation(run)
+    _transport(run)
     _keep_max(run)
     _criu_binary(run)
     _criu_action(run)

@@ -14,9 +14,12 @@ import psutil
 from harness.criu import Backend, CriuCall, CriuOptions
 from harness.errors import CriuError, WorkloadError
 from harness.plan import Plan
+from harness import reaping
 from harness.process import Workload
+from harness.proctree import tree_pids
 from harness.result import Phase, Step
 from harness.sockets import queued_bytes
+from harness.transport import Transport
 from harness.waiting import wait_for
 
 
@@ -65,10 +68,15 @@ class Migration:
         options_for: OptionsFor,
         before_dump: Hook | None = None,
         after_restore: Hook | None = None,
+        transport: Transport | None = None,
     ) -> None:
         self.backend = backend
         self.plan = plan
         self.options_for = options_for
+        # How the pages travel (harness.transport); local files by default.
+        self.transport = transport or Transport()
+        # Dumped trees the transport still holds (lazy): collected once it is done with them.
+        self._held: dict[str, list[int]] = {}
         # Right before a role's dump (after freeze and quiesce) and right after its restore,
         # before the SIGCONT: if the plan freezes the role, both see it stopped, comparably.
         self.before_dump = before_dump
@@ -115,8 +123,20 @@ class Migration:
                     break
                 self._look_after(record, role, workloads[role])
                 self._resume(record, role, workloads[role])
+        self._finish(record)
         record.finished = time.time()
         return record
+
+    def _finish(self, record: MigrationRecord) -> None:
+        """Wait for the transport to be done (lazy: every page served), then collect the
+        dumped trees it held."""
+        failures = self.transport.finish()
+        if failures and record.error is None:
+            record.error, record.failed_step = failures[0], Step.RESTORE
+        for role, pids in self._held.items():
+            with _phase(record, Step.REAP, role):
+                reaping.reap(pids, timeout=10.0)
+        self._held.clear()
 
     def _look_before(self, record: MigrationRecord, role: str, workload: Workload) -> None:
         if self.before_dump is not None:
@@ -129,16 +149,22 @@ class Migration:
                 self.after_restore(role, workload)
 
     def _dump(self, record: MigrationRecord, role: str, workload: Workload) -> None:
-        """Dump a role and reap what the dump killed, so its pids are free for the restore."""
+        """Dump a role and reap what the dump killed, so its pids are free for the restore
+        (a transport that holds the dumped tree has it collected after the restores)."""
         workload.note_tree()  # its children die with it: reap() collects them
         with _phase(record, Step.DUMP, role):
-            self._call(record, self.backend.dump, workload.pid, role, "dump")
+            self.transport.dump(self.backend, workload.pid, self.options_for(role, "dump"),
+                                record.calls)
+        if self.transport.holds_source:
+            self._held[role] = tree_pids(workload.pid)
+            return
         with _phase(record, Step.REAP, role):
             workload.reap()
 
     def _restore(self, record: MigrationRecord, role: str, workload: Workload) -> None:
         with _phase(record, Step.RESTORE, role):
-            call = self._call(record, self.backend.restore, None, role, "restore")
+            call = self.transport.restore(self.backend, self.options_for(role, "restore"),
+                                          record.calls)
             assert call.restored_pid is not None
             workload.adopt(call.restored_pid)
 
@@ -199,20 +225,6 @@ class Migration:
             if refreeze:
                 workload.freeze()
 
-    def _call(
-        self,
-        record: MigrationRecord,
-        action: Callable[..., CriuCall],
-        pid: int | None,
-        role: str,
-        name: str,
-    ) -> CriuCall:
-        opts = self.options_for(role, name)
-        # The record gets the call as it starts: a failed or interrupted one is evidence too.
-        if name == "dump":
-            return action(pid, opts, calls=record.calls)
-        return action(opts, calls=record.calls)
-
     def _rollback(
         self,
         record: MigrationRecord,
@@ -222,9 +234,15 @@ class Migration:
     ) -> None:
         for role in dumped:
             with _phase(record, Step.ROLLBACK, role) as phase:
+                if self.transport.holds_source:
+                    # Never restored elsewhere: let go of the dump, and the task is as it was.
+                    self.transport.abort(self.options_for(role, "dump").images_dir)
+                    self._held.pop(role, None)
+                    continue
                 try:
-                    opts = self.options_for(role, "restore")
-                    call = self.backend.restore(opts, calls=record.calls)
+                    # The record gets the call as it starts: a failed one is evidence too.
+                    call = self.transport.restore(self.backend, self.options_for(role, "restore"),
+                                                  record.calls)
                     assert call.restored_pid is not None
                     workloads[role].adopt(call.restored_pid)
                 except CriuError:

@@ -4,13 +4,16 @@ orders them and owns what must end whatever happens: the workloads and the run d
 
 from __future__ import annotations
 
+import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from harness import preflight, startup
+from harness import transport as harness_transport
 from harness.criu import Backend
 from harness.cycle import Cycles
-from harness.errors import HarnessError
+from harness.errors import HarnessError, UsageError
 from harness.evidence import keep_or_remove
 from harness.isolation import Isolation, get_isolation, namespaces
 from harness.plan import Plan, get_plan
@@ -37,6 +40,8 @@ class ScenarioRun:
         fingerprint: bool = True,
         run_dir: RunDir | None = None,
         isolation: Isolation | str | None = None,
+        transport: str = "local",
+        say: Callable[[str], None] | None = None,
     ) -> None:
         if keep not in tuple(Keep):
             raise HarnessError(f"keep must be one of {', '.join(Keep)}, not {keep!r}")
@@ -57,8 +62,19 @@ class ScenarioRun:
         # A caller may make the run directory first, to know its paths before the run (the
         # pytest fixture does); the run then owns it like one of its own.
         self.run_dir = run_dir
-        # The run's choice, else the scenario's, else the default (harness.isolation).
-        self.isolation = get_isolation(isolation or scenario.isolation)
+        self.transport = harness_transport.check_transport(transport)
+        # The run's choice, else the scenario's, else the default (harness.isolation); lazy
+        # pages need a PID namespace (the dumped task lives on while the restore runs).
+        chosen = isolation or scenario.isolation
+        if chosen is None and self.transport == "lazy":
+            chosen = Isolation.NS
+        self.isolation = get_isolation(chosen)
+        if self.transport == "lazy" and not self.isolation.namespaced:
+            raise UsageError(
+                "--transport lazy needs --isolation ns: the dumped task lives until its last "
+                "page is served, and a restore beside it would need its pids")
+        # Where the harness says what it changed on the machine (fs.pipe-max-size for lazy).
+        self.say = say or (lambda line: print(f"criu-harness: {line}", file=sys.stderr))
 
     def run(self) -> ScenarioResult:
         result = ScenarioResult(
@@ -67,7 +83,7 @@ class ScenarioRun:
             backend=self.backend.name,
             plan=self.plan.name,
             isolation=str(self.isolation),
-            transport="local",
+            transport=self.transport,
         )
         started = time.monotonic()
         run_dir = self.run_dir = self.run_dir or RunDir(self.scenario.name)
@@ -89,8 +105,10 @@ class ScenarioRun:
         return result
 
     def _execute(self, supervisor: Supervisor, run_dir: RunDir, result: ScenarioResult) -> None:
-        # A scenario needing a CRIU feature this kernel lacks cannot pass or fail here.
-        if missing := preflight.missing_features(self.scenario.features, self.backend.criu.path):
+        # A scenario needing a CRIU feature this kernel lacks cannot pass or fail here; lazy
+        # pages are gated by a trial migration (harness.preflight).
+        features = (*self.scenario.features, *(["lazy-pages"] if self.transport == "lazy" else []))
+        if missing := preflight.missing_features(features, self.backend.criu.path):
             result.outcome, result.reason = Outcome.SKIPPED, preflight.skip_reason(missing)
             return
 
@@ -100,11 +118,14 @@ class ScenarioRun:
         startup.build(self.scenario, render)
         workloads = startup.start(self.scenario, supervisor, run_dir.path, render,
                                   namespaces(self.isolation, run_dir.path))
-        with self.scenario.verify.progress(render) as progress:
+        with self.scenario.verify.progress(render) as progress, harness_transport.opened(
+            self.transport, self.backend.criu.path, run_dir.path, supervisor.cgroup,
+            self.backend.timeout, self.say,
+        ) as transport:
             startup.warm_up(self.scenario, progress, workloads)
             cycles = Cycles(self.scenario, self.backend, self.plan, self.expect, run_dir,
                             workloads, progress, self.keep, self.fingerprint, self.iterations,
-                            isolation=self.isolation)
+                            isolation=self.isolation, transport=transport)
             for n in range(1, self.iterations + 1):
                 # Held by the result before it runs: an interrupt leaves it there, halfway.
                 cycle = CycleResult(n, Outcome.ERROR, reason="interrupted")

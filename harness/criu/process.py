@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from functools import partial
 from typing import IO
 
 import psutil
@@ -57,6 +58,21 @@ def _die_with_parent() -> None:
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
+CLONE_NEWNET = 0x40000000
+
+
+def _die_in(netns: str) -> None:
+    """_die_with_parent, in the network namespace at netns."""
+    _die_with_parent()
+    libc = ctypes.CDLL(None, use_errno=True)
+    fd = os.open(netns, os.O_RDONLY)
+    try:
+        if libc.setns(fd, CLONE_NEWNET) != 0:
+            raise OSError(ctypes.get_errno(), f"setns {netns}")
+    finally:
+        os.close(fd)
+
+
 class CriuProcess:
     """A running CRIU (``criu ACTION`` or ``criu swrk``) with a deadline: past it, CRIU and its
     process group are killed and ``timed_out`` is set.
@@ -66,7 +82,12 @@ class CriuProcess:
     """
 
     def __init__(
-        self, argv: Sequence[str], out: IO[bytes], opts: CriuOptions, pass_fds: Sequence[int] = ()
+        self,
+        argv: Sequence[str],
+        out: IO[bytes],
+        opts: CriuOptions,
+        pass_fds: Sequence[int] = (),
+        netns: str | None = None,
     ) -> None:
         self.timeout = opts.timeout if opts.timeout is not None else DEFAULT_TIMEOUT_S
         self.deadline = time.monotonic() + self.timeout
@@ -81,7 +102,9 @@ class CriuProcess:
             env=criu_env(opts),
             # CRIU itself is never dumped, so a parent-death signal is safe here (unlike in a
             # workload): a harness killed mid-dump or mid-restore does not leave CRIU running.
-            preexec_fn=_die_with_parent,
+            # netns: the network namespace it runs in, a /proc/PID/ns/net (harness.netns): the
+            # destination side of a page transfer.
+            preexec_fn=_die_with_parent if netns is None else partial(_die_in, netns),
         )
 
     def _left(self) -> float:
@@ -107,6 +130,14 @@ class CriuProcess:
             except OSError:
                 continue
         reaping.reap(group, timeout)
+
+    def stop(self) -> int:
+        """Kill CRIU (and its group) if it still runs, and collect it: for a CRIU that serves
+        until its peer is done (a page server, the lazy-pages daemon) when the peer is gone."""
+        self._kill()
+        rc = self.proc.wait()
+        self._reap_group()
+        return rc
 
     def _expire(self) -> None:
         self.timed_out = True
