@@ -20,6 +20,7 @@ from harness import (
     compare,
     gpu,
     matrix,
+    parallel,
     preflight,
     report,
     reproduce,
@@ -31,7 +32,7 @@ from harness.errors import HarnessError, UsageError
 from harness.isolation import DEFAULT_ISOLATION, Isolation
 from harness.plan import PLANS
 from harness.transport import TRANSPORTS
-from harness.result import Keep, Outcome, RunReport
+from harness.result import Keep, Outcome, RunReport, ScenarioResult
 from harness.runner import ScenarioRun
 
 # stream-tree right after stream-echo: the same pair, forked from one parent, migrates.
@@ -57,29 +58,37 @@ def _run(args: argparse.Namespace) -> int:
     print(report.header(run), flush=True)
     # Kept runs stay where they ran (replayable); the report gets a bundle of each.
     bundle_into = args.report.resolve() / "artifacts" if args.report else None
-    # One column for every name[plan], so the plans' lines line up side by side.
-    width = max(
-        [16, *(len(s.name) + (len(p) + 2 if p not in (None, "server-first") else 0)
-               for s in scenarios for p in plans)]
+    options = dict(
+        iterations=args.iterations,
+        keep=Keep.ALWAYS if args.keep else Keep.FAILED,
+        bundle_into=bundle_into,
+        isolation=args.isolation,
+        transport=args.transport,
     )
+    say = _note
+    # Every run is set up (and so checked: a plan the scenario cannot take, lazy without a
+    # PID namespace) before the first starts.
+    runs = [ScenarioRun(s, backend, plan=plan, say=say, **options)
+            for s in scenarios for plan in plans]
+    # One column for every name[variant], so the lines line up side by side.
+    width = max([16, *(len(r.scenario.name) + len(_variant(r)) + 2 for r in runs)])
+
+    def show(result: ScenarioResult) -> None:
+        print(report.line(result, width), flush=True)
+        if (not result.ok or result.outcome is Outcome.SKIPPED) and result.reason:
+            print(f"    why: {result.reason}", flush=True)
+
     try:
-        for s in scenarios:
-            for plan in plans:
-                result = ScenarioRun(
-                    s,
-                    backend,
-                    plan=plan,
-                    iterations=args.iterations,
-                    keep=Keep.ALWAYS if args.keep else Keep.FAILED,
-                    bundle_into=bundle_into,
-                    isolation=args.isolation,
-                    transport=args.transport,
-                    say=lambda line: print(f"note: {line}", flush=True),
-                ).run()
+        if args.jobs > 1:
+            jobs = [parallel.Job(r.scenario, backend.name, args.criu_binary, args.criu_timeout,
+                                 args.criu_fault, {"plan": r.plan.name, "say": _note, **options})
+                    for r in runs]
+            run.scenarios += parallel.run_jobs(jobs, args.jobs, lambda _, result: show(result))
+        else:
+            for scenario_run in runs:
+                result = scenario_run.run()
                 run.scenarios.append(result)
-                print(report.line(result, width), flush=True)
-                if (not result.ok or result.outcome is Outcome.SKIPPED) and result.reason:
-                    print(f"    why: {result.reason}", flush=True)
+                show(result)
     finally:
         # An interrupted run keeps its directory too: this is where they stop piling up.
         rundir.prune(args.keep_max, lambda line: print(line, flush=True))
@@ -88,6 +97,17 @@ def _run(args: argparse.Namespace) -> int:
     if args.report:
         print(f"results: {report.write(run, args.report)}")
     return 0 if run.ok else 1
+
+
+def _note(line: str) -> None:
+    print(f"note: {line}", flush=True)
+
+
+def _variant(run: ScenarioRun) -> str:
+    """What report.line shows in brackets after the scenario's name."""
+    probe = ScenarioResult(name="", expected="", plan=run.plan.name,
+                           transport=run.transport, isolation=str(run.isolation))
+    return probe.variant
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -134,6 +154,8 @@ def _matrix(args: argparse.Namespace) -> int:
         criu_binary=args.criu_binary,
         criu_timeout=args.criu_timeout,
         criu_fault=args.criu_fault,
+        transports=args.transports,
+        jobs=args.jobs,
     )
     try:
         return 0 if night.run(lambda line: print(line, flush=True)).ok else 1
@@ -243,6 +265,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--keep", action="store_true", help="keep artifacts of passing runs too")
     _isolation(run)
     _transport(run)
+    run.add_argument("-j", "--jobs", type=_positive, default=1, metavar="N",
+                     help="run N scenarios at once, each in a process of its own (default 1)")
     _keep_max(run)
     _criu_binary(run)
     _criu_action(run)
@@ -280,6 +304,12 @@ def build_parser() -> argparse.ArgumentParser:
                      help=f"only these backends (default: {' '.join(BACKENDS)})")
     mtx.add_argument("--iterations", type=_positive, default=1,
                      help="migrate each running workload N times")
+    mtx.add_argument("--transports", nargs="+", choices=TRANSPORTS, default=list(TRANSPORTS),
+                     metavar="TRANSPORT",
+                     help="local runs every plan; page-server and lazy run each scenario that "
+                          f"migrates, with --isolation ns (default: {' '.join(TRANSPORTS)})")
+    mtx.add_argument("-j", "--jobs", type=_positive, default=1, metavar="N",
+                     help="run N results at once (default 1)")
     mtx.add_argument("--out", type=Path, default=matrix.DEFAULT_OUT, metavar="DIR",
                      help=f"base directory of the dated result directories (default: {matrix.DEFAULT_OUT})")
     mtx.add_argument("--previous", type=Path, metavar="DIR",

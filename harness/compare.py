@@ -1,6 +1,7 @@
 """Two runs side by side: what broke, what got fixed, what got slower.
 
-Results are matched by (scenario, backend, plan). Each key gets exactly one verdict; the
+Results are matched by (scenario, backend, plan) (the plan with a transport and isolation other
+than the defaults: ScenarioResult.variant). Each key gets exactly one verdict; the
 verdicts in ``REGRESSIONS`` make ``criu-harness compare`` exit 1. "Good" is an outcome that
 means as expected (passed, xfailed, skipped); "bad" is failed, error or xpassed:
 
@@ -143,7 +144,7 @@ def load_results(path: Path) -> RunReport:
 
 
 def key_of(entry: ScenarioResult, run: RunReport) -> Key:
-    return (entry.name, run.backend_of(entry), entry.plan)
+    return (entry.name, run.backend_of(entry), entry.variant)
 
 
 def normalized_signature(entry: ScenarioResult) -> str | None:

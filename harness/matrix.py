@@ -1,4 +1,6 @@
-"""The nightly matrix: every built-in scenario under every backend and every plan it names.
+"""The nightly matrix: every built-in scenario under every backend and every plan it names, and
+every scenario that migrates under each other transport (page-server, lazy: with --isolation ns,
+across the veth pair of harness.netns).
 
 One night writes one dated directory under the base directory::
 
@@ -22,13 +24,14 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from harness import environment, history, html, junit, report, scenario
+from harness import environment, history, html, junit, parallel, report, scenario
 from harness.compare import DEFAULT_THRESHOLD, Comparison, compare, load_results
 from harness.criu import BACKENDS, Backend, get_backend
 from harness.errors import HarnessError, UsageError
 from harness.result import Keep, RunReport, ScenarioResult
 from harness.rundir import check_output_dir, private_dir
 from harness.runner import ScenarioRun
+from harness.transport import check_transport
 
 __all__ = [
     "DEFAULT_OUT",
@@ -48,11 +51,14 @@ _STAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{6}Z(?:-\d+)?$")
 
 @dataclass(frozen=True)
 class Cell:
-    """One result of the matrix: a scenario under a backend and a plan."""
+    """One result of the matrix: a scenario under a backend and a plan, its pages sent by a
+    transport, its workloads isolated so (None: the scenario's own)."""
 
     scenario: scenario.Scenario
     backend: str
     plan: str
+    transport: str = "local"
+    isolation: str | None = None
 
 
 def plans_for(s: scenario.Scenario) -> list[str]:
@@ -60,8 +66,25 @@ def plans_for(s: scenario.Scenario) -> list[str]:
     return [s.plan, *sorted(p for p in s.plan_expect if p != s.plan)]
 
 
-def cells(scenarios: Iterable[scenario.Scenario], backends: Sequence[str]) -> list[Cell]:
-    return [Cell(s, b, p) for s in scenarios for b in backends for p in plans_for(s)]
+def cells(
+    scenarios: Iterable[scenario.Scenario],
+    backends: Sequence[str],
+    transports: Sequence[str] = ("local",),
+) -> list[Cell]:
+    """Every plan of every scenario locally; then each other transport for the scenarios that
+    migrate, under their own plan, with --isolation ns (lazy needs it; page-server alike, so
+    the two compare)."""
+    scenarios = list(scenarios)
+    out = [Cell(s, b, p) for s in scenarios for b in backends for p in plans_for(s)]
+    if "local" not in transports:
+        out = []
+    out += [
+        Cell(s, b, s.plan, t, "ns")
+        for t in transports if t != "local"
+        for s in scenarios if s.expect.outcome == "migrates"
+        for b in backends
+    ]
+    return out
 
 
 def _load_builtins() -> tuple[list[scenario.Scenario], list[tuple[str, str]]]:
@@ -129,6 +152,8 @@ class Night:
         criu_binary: str | None = None,
         criu_timeout: float | None = None,
         criu_fault: int | None = None,
+        transports: Sequence[str] = ("local",),
+        jobs: int = 1,
     ) -> None:
         if iterations < 1:
             raise UsageError(f"iterations must be at least 1, not {iterations}")
@@ -151,9 +176,15 @@ class Night:
         if previous is not None:
             load_results(previous)  # a bad --previous is a usage error now, not after the run
         self.criu = next(iter(self.backends.values())).criu
+        self.criu_args = (criu_binary, criu_timeout, criu_fault)
+        self.say: Callable[[str], None] = print
+        self.transports = [check_transport(t) for t in transports]
+        if jobs < 1:
+            raise UsageError(f"jobs must be at least 1, not {jobs}")
+        self.jobs = jobs
 
     def cells(self) -> list[Cell]:
-        return cells(self.scenarios, list(self.backends))
+        return cells(self.scenarios, list(self.backends), self.transports)
 
     def run(self, echo: Callable[[str], None] = print) -> NightResult:
         now = datetime.now(timezone.utc)
@@ -172,12 +203,20 @@ class Night:
                                         reason=f"scenario file does not load: {problems}")
                 run.scenarios.append(result)
                 echo(f"{backend:<4} {report.line(result)}")
-        for cell in self.cells():
-            result = self._run_cell(cell, directory / "artifacts")
-            run.scenarios.append(result)
-            echo(f"{cell.backend:<4} {report.line(result)}")
+        self.say = lambda line: echo(f"note: {line}")
+
+        def show(result: ScenarioResult) -> None:
+            echo(f"{result.backend:<4} {report.line(result)}")
             if not result.ok and result.reason:
                 echo(f"     why: {result.reason}")
+
+        if self.jobs > 1:
+            run.scenarios += self._run_parallel(directory / "artifacts", show)
+        else:
+            for cell in self.cells():
+                result = self._run_cell(cell, directory / "artifacts")
+                run.scenarios.append(result)
+                show(result)
         run.finished = round(time.time(), 3)
         run.write(directory / report.RESULTS)
         junit.write(run, directory, suite="criu-harness nightly")
@@ -204,6 +243,22 @@ class Night:
         echo(f"report: {directory / html.REPORT}")
         return NightResult(directory, run, comparison, previous)
 
+    def _run_parallel(
+        self, artifacts: Path, show: Callable[[ScenarioResult], None]
+    ) -> list[ScenarioResult]:
+        """The cells, self.jobs at a time (harness.parallel); a cell that cannot be set up is
+        its own error result, as in _run_cell."""
+        binary, timeout, fault = self.criu_args
+        jobs = [
+            parallel.Job(cell.scenario, cell.backend, binary, timeout, fault, {
+                "plan": cell.plan, "iterations": self.iterations, "keep": Keep.FAILED,
+                "bundle_into": artifacts, "transport": cell.transport,
+                "isolation": cell.isolation,
+            })
+            for cell in self.cells()
+        ]
+        return parallel.run_jobs(jobs, self.jobs, lambda _, result: show(result))
+
     def _run_cell(self, cell: Cell, artifacts: Path) -> ScenarioResult:
         try:
             return ScenarioRun(
@@ -213,9 +268,13 @@ class Night:
                 iterations=self.iterations,
                 keep=Keep.FAILED,
                 bundle_into=artifacts,
+                transport=cell.transport,
+                isolation=cell.isolation,
+                say=self.say,
             ).run()
         except HarnessError as exc:
             # A plan the scenario cannot take (roles it lacks): that cell's error, not the night's.
             return ScenarioResult(name=cell.scenario.name,
                                   expected=cell.scenario.expectation(cell.plan).outcome,
-                                  backend=cell.backend, plan=cell.plan, reason=str(exc))
+                                  backend=cell.backend, plan=cell.plan, reason=str(exc),
+                                  transport=cell.transport, isolation=cell.isolation or "")

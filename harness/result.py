@@ -279,6 +279,14 @@ class ScenarioResult:
     def ok(self) -> bool:
         return self.outcome.as_expected
 
+    @property
+    def variant(self) -> str:
+        """The plan, and what else sets this result apart from another of its scenario and
+        backend: a transport other than local, an isolation other than none
+        ("server-first/lazy/ns"). Results written before either existed keep their plan."""
+        extra = [x for x in (self.transport, self.isolation) if x not in ("", "local", "none")]
+        return "/".join([self.plan, *extra])
+
     def median_downtime(self) -> float | None:
         """The median of the cycles' downtimes (ms), or the scenario's own without cycles."""
         values = [c.downtime_ms for c in self.cycles if c.downtime_ms is not None]

@@ -165,6 +165,23 @@ def test_by_argument(migration):
 
 
 @pytest.mark.criu
+def test_the_fixture_and_scenario_files_under_xdist(pytester: pytest.Pytester) -> None:
+    pytest.importorskip("xdist")
+    pytester.makepyfile(PAIR + """
+
+@pytest.mark.parametrize("n", range(3))
+def test_pairs_side_by_side(migration, n):
+    echo_pair(migration, "dgram")
+    result = migration.run(isolation="ns")
+    assert result.outcome == "passed"
+""")
+    (pytester.path / "dgram-echo.toml").write_text((SCENARIOS / "dgram-echo.toml").read_text())
+    result = pytester.runpytest_subprocess("-n", "2", "-p", "no:cacheprovider")
+    # Three fixture tests and the scenario file, in two worker processes.
+    result.assert_outcomes(passed=4)
+
+
+@pytest.mark.criu
 def test_criu_xfail_is_strict(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(PAIR + """
 HALF = "Can't dump half of stream unix connection"
