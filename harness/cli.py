@@ -64,6 +64,7 @@ def _run(args: argparse.Namespace) -> int:
         bundle_into=bundle_into,
         isolation=args.isolation,
         transport=args.transport,
+        safe_handover=args.safe_handover,
     )
     say = _note
     # Every run is set up (and so checked: a plan the scenario cannot take, lazy without a
@@ -265,6 +266,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--keep", action="store_true", help="keep artifacts of passing runs too")
     _isolation(run)
     _transport(run)
+    run.add_argument("--safe-handover", action="store_true",
+                     help="keep each source stopped (--leave-stopped) until its copy is restored "
+                          "and verified; on a failed restore kill the copies and resume the "
+                          "sources (implies --isolation ns)")
     run.add_argument("-j", "--jobs", type=_positive, default=1, metavar="N",
                      help="run N scenarios at once, each in a process of its own (default 1)")
     _keep_max(run)

@@ -54,6 +54,7 @@ class Cycles:
     iterations: int = 1
     isolation: Isolation = DEFAULT_ISOLATION
     transport: Transport = field(default_factory=Transport)
+    safe_handover: bool = False
     # Wall-clock time up to which the client's messages are accounted to a cycle.
     verified_until: float = 0.0
     # After the expected CRIU failure: did the workload go on? (None: no such failure.)
@@ -75,6 +76,7 @@ class Cycles:
             before_dump=looks.before_dump if looks else None,
             after_restore=looks.after_restore if looks else None,
             transport=self.transport,
+            safe_handover=self.safe_handover,
         ).run(self.workloads, record)
         cycle.outcome, cycle.reason = Outcome.FAILED, ""
         cycle.stats = self._stats(record, images)
@@ -158,7 +160,9 @@ class Cycles:
                 f" (expected criu {self.expect.action} to fail with {self.expect.signature!r})"
                 if self.expect.outcome == "fails" else ""
             )
-            cycle.reason = f"criu {record.failed_step} failed: {err}{wanted}"
+            handed = "; safe hand-over: the copies were killed, the sources resumed" if (
+                record.handed_back) else ""
+            cycle.reason = f"criu {record.failed_step} failed: {err}{wanted}{handed}"
             return
         # The expected failure: now the workload must live on as if nothing happened.
         self.resumed = False

@@ -6,7 +6,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 
 import psutil
@@ -14,7 +14,7 @@ import psutil
 from harness.criu import Backend, CriuCall, CriuOptions
 from harness.errors import CriuError, WorkloadError
 from harness.plan import Plan
-from harness import reaping
+from harness import handover, reaping
 from harness.process import Workload
 from harness.proctree import tree_pids
 from harness.result import Phase, Step
@@ -34,6 +34,8 @@ class MigrationRecord:
     failed_step: Step | None = None
     started: float = 0.0
     finished: float = 0.0
+    # A safe hand-over gave up: the copies were killed and the sources resumed.
+    handed_back: bool = False
 
 
 def at_rest(workload: Workload) -> bool:
@@ -69,6 +71,7 @@ class Migration:
         before_dump: Hook | None = None,
         after_restore: Hook | None = None,
         transport: Transport | None = None,
+        safe_handover: bool = False,
     ) -> None:
         self.backend = backend
         self.plan = plan
@@ -77,6 +80,10 @@ class Migration:
         self.transport = transport or Transport()
         # Dumped trees the transport still holds (lazy): collected once it is done with them.
         self._held: dict[str, list[int]] = {}
+        # Keep every source, stopped, until every copy is restored and verified
+        # (harness.handover); the dumped trees kept so, by role.
+        self.safe_handover = safe_handover
+        self._sources: dict[str, list[int]] = {}
         # Right before a role's dump (after freeze and quiesce) and right after its restore,
         # before the SIGCONT: if the plan freezes the role, both see it stopped, comparably.
         self.before_dump = before_dump
@@ -112,7 +119,9 @@ class Migration:
             self._rollback(record, workloads, dumped, frozen)
             record.finished = time.time()
             return record
-        if self.plan.overlap:
+        if self.safe_handover:
+            self._hand_over(record, workloads)
+        elif self.plan.overlap:
             self._restore_together(record, workloads)
         else:
             for role in self.plan.restore:
@@ -152,11 +161,17 @@ class Migration:
         """Dump a role and reap what the dump killed, so its pids are free for the restore
         (a transport that holds the dumped tree has it collected after the restores)."""
         workload.note_tree()  # its children die with it: reap() collects them
+        opts = self.options_for(role, "dump")
+        kept = self.safe_handover and not self.transport.holds_source
+        if kept:
+            opts = replace(opts, leave_stopped=True)
         with _phase(record, Step.DUMP, role):
-            self.transport.dump(self.backend, workload.pid, self.options_for(role, "dump"),
-                                record.calls)
+            self.transport.dump(self.backend, workload.pid, opts, record.calls)
         if self.transport.holds_source:
             self._held[role] = tree_pids(workload.pid)
+        if kept:
+            self._sources[role] = tree_pids(workload.pid)
+        if self.transport.holds_source or kept:
             return
         with _phase(record, Step.REAP, role):
             workload.reap()
@@ -208,6 +223,83 @@ class Migration:
             if role not in errors:
                 self._resume(record, role, workloads[role])
 
+    def _hand_over(self, record: MigrationRecord, workloads: dict[str, Workload]) -> None:
+        """Restore every role beside its stopped source (at once under an overlapped plan),
+        verify each copy, then kill the sources and resume the copies in the plan's order; if
+        anything fails, kill the copies and resume the sources (harness.handover)."""
+        roles = self.plan.restore
+        sources = {role: self._sources.get(role) or self._held.get(role, []) for role in roles}
+        parked = handover.park(pid for pids in sources.values() for pid in pids)
+        restored: dict[str, int] = {}
+
+        def restore(role: str) -> None:
+            with _phase(record, Step.RESTORE, role):
+                call = self.transport.restore(self.backend, self.options_for(role, "restore"),
+                                              record.calls)
+                assert call.restored_pid is not None
+                restored[role] = call.restored_pid
+
+        errors: dict[str, CriuError] = {}
+        if self.plan.overlap:
+            errors = together([(role, partial(restore, role)) for role in roles])
+        else:
+            for role in roles:
+                try:
+                    restore(role)
+                except CriuError as err:
+                    errors[role] = err
+                    break
+        problems = []
+        if not errors:
+            for role in roles:
+                copy = Workload(name=role, argv=[], run_dir=workloads[role].run_dir,
+                                pid=restored[role])
+                self._look_after(record, role, copy)
+                if not copy.alive():
+                    problems.append(f"{role}: restored as pid {restored[role]}, then gone")
+        if errors or problems:
+            self._hand_back(record, workloads, sources, restored, parked)
+            first = next((errors[r] for r in roles if r in errors), None)
+            record.error = first or CriuError(action="restore", pid=None, log_path=None,
+                                              signature="; ".join(problems))
+            record.failed_step = Step.RESTORE
+            return
+        parked.drop()
+        for role in roles:
+            if role in self._sources:
+                with _phase(record, Step.REAP, role):
+                    handover.kill(self._sources.pop(role))
+            workloads[role].adopt(restored[role])
+        for role in roles:
+            self._resume(record, role, workloads[role])
+
+    def _hand_back(
+        self,
+        record: MigrationRecord,
+        workloads: dict[str, Workload],
+        sources: dict[str, list[int]],
+        restored: dict[str, int],
+        parked: handover.Parked,
+    ) -> None:
+        """The hand-over failed: kill every copy (and what a failed restore left in the role's
+        cgroup), give the sources their socket names back and let them run."""
+        for role in self.plan.restore:
+            with _phase(record, Step.ROLLBACK, role) as phase:
+                if self.transport.holds_source:
+                    # Its dump stops serving and fails: CRIU leaves the source as it was.
+                    self.transport.abort(self.options_for(role, "dump").images_dir)
+                    self._held.pop(role, None)
+                keep = set(sources[role])
+                copies = set(tree_pids(restored[role])) if role in restored else set()
+                copies |= {pid for pid in workloads[role].members() if pid not in keep}
+                if handover.kill(copies):
+                    phase.ok = False
+        parked.put_back()
+        for role in self.plan.restore:
+            workloads[role].thaw()
+        self._sources.clear()
+        record.handed_back = True
+
     @staticmethod
     def _quiesce(workload: Workload, timeout: float = 5.0, refreeze: bool = True) -> None:
         """Let a frozen workload run until it is at rest, then freeze it again. The others
@@ -234,6 +326,8 @@ class Migration:
     ) -> None:
         for role in dumped:
             with _phase(record, Step.ROLLBACK, role) as phase:
+                if role in self._sources:
+                    continue  # left stopped by its dump: it only needs to run again
                 if self.transport.holds_source:
                     # Never restored elsewhere: let go of the dump, and the task is as it was.
                     self.transport.abort(self.options_for(role, "dump").images_dir)

@@ -42,6 +42,7 @@ class ScenarioRun:
         isolation: Isolation | str | None = None,
         transport: str = "local",
         say: Callable[[str], None] | None = None,
+        safe_handover: bool = False,
     ) -> None:
         if keep not in tuple(Keep):
             raise HarnessError(f"keep must be one of {', '.join(Keep)}, not {keep!r}")
@@ -65,14 +66,20 @@ class ScenarioRun:
         self.transport = harness_transport.check_transport(transport)
         # The run's choice, else the scenario's, else the default (harness.isolation); lazy
         # pages need a PID namespace (the dumped task lives on while the restore runs).
+        # A safe hand-over restores beside the stopped source: the same need.
+        self.safe_handover = safe_handover
         chosen = isolation or scenario.isolation
-        if chosen is None and self.transport == "lazy":
+        if chosen is None and (self.transport == "lazy" or safe_handover):
             chosen = Isolation.NS
         self.isolation = get_isolation(chosen)
         if self.transport == "lazy" and not self.isolation.namespaced:
             raise UsageError(
                 "--transport lazy needs --isolation ns: the dumped task lives until its last "
                 "page is served, and a restore beside it would need its pids")
+        if safe_handover and not self.isolation.namespaced:
+            raise UsageError(
+                "--safe-handover needs --isolation ns: the copy is restored while the stopped "
+                "source still holds its pids")
         # Where the harness says what it changed on the machine (fs.pipe-max-size for lazy).
         self.say = say or (lambda line: print(f"criu-harness: {line}", file=sys.stderr))
 
@@ -125,7 +132,8 @@ class ScenarioRun:
             startup.warm_up(self.scenario, progress, workloads)
             cycles = Cycles(self.scenario, self.backend, self.plan, self.expect, run_dir,
                             workloads, progress, self.keep, self.fingerprint, self.iterations,
-                            isolation=self.isolation, transport=transport)
+                            isolation=self.isolation, transport=transport,
+                            safe_handover=self.safe_handover)
             for n in range(1, self.iterations + 1):
                 # Held by the result before it runs: an interrupt leaves it there, halfway.
                 cycle = CycleResult(n, Outcome.ERROR, reason="interrupted")

@@ -212,6 +212,8 @@ class MigrationFixture:
         features: Sequence[str] = (),
         check: bool = True,
         isolation: str | None = None,
+        transport: str = "local",
+        safe_handover: bool = False,
     ) -> ScenarioResult:
         """Start the processes, migrate them ``iterations`` times by ``plan`` (server-first by
         default) and verify; return the result.
