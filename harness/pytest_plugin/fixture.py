@@ -221,7 +221,9 @@ class MigrationFixture:
         ``criu`` takes what a scenario's ``[criu]`` table takes, ``{"dump": {"ext_unix_sk":
         True}}`` say; ``features`` what a scenario's ``features`` takes (``["cuda"]``): the
         test is skipped, naming the missing piece, where one is missing. ``isolation``
-        ("none", "ns", "ns+net") overrides ``--criu-isolation``. With ``check`` (the
+        ("none", "ns", "ns+net") overrides ``--criu-isolation``; ``transport`` ("local",
+        "page-server", "lazy") and ``safe_handover`` are the command line's ``--transport``
+        and ``--safe-handover``. With ``check`` (the
         default) a migration that does not end as expected fails the test; with
         ``check=False`` the result is returned for the test to judge.
         """
@@ -233,7 +235,8 @@ class MigrationFixture:
         )
         # keep="always": the fixture decides at teardown, by the test's own outcome.
         run = ScenarioRun(scenario, self.backend, iterations=iterations, keep="always",
-                          run_dir=self._rundir, isolation=isolation or self.settings.isolation)
+                          run_dir=self._rundir, isolation=isolation or self.settings.isolation,
+                          transport=transport, safe_handover=safe_handover)
         self.result = result = run.run()
         record_properties(self._properties, result)
         if result.outcome is Outcome.SKIPPED:
