@@ -99,6 +99,9 @@ class Migration:
         record.started = time.time()
         frozen: list[str] = []
         dumped: list[str] = []
+        # Page servers and connections are set up while the workload still runs.
+        self.transport.prepare([self.options_for(role, "dump").images_dir
+                                for role in self.plan.dump])
         try:
             for role in self.plan.freeze:
                 with _phase(record, Step.FREEZE, role):

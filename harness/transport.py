@@ -70,6 +70,10 @@ class Transport:
     # collects it only then, and rolls a failed migration back by abort() instead of a restore.
     holds_source = False
 
+    def prepare(self, images_dirs: list[Path]) -> None:
+        """Before the workload is frozen: set up what each dump into images_dirs will use
+        (page servers, connections), so that it does not count in the downtime."""
+
     def dump(self, backend: Backend, pid: int, opts: CriuOptions, calls: list[CriuCall]) -> None:
         backend.dump(pid, opts, calls=calls)
 
@@ -178,20 +182,37 @@ class PageServer(Transport):
     def __init__(self, criu: str, source: Host, destination: Host, run_dir: Path,
                  timeout: float | None = None) -> None:
         self.sides = _Sides(criu, source, destination, run_dir, timeout or DEFAULT_TIMEOUT_S)
+        self._ready: dict[Path, tuple[CriuProcess, socket.socket]] = {}
 
     def destination(self, images_dir: Path) -> Path:
         return self.sides.destination(images_dir)
 
-    def dump(self, backend: Backend, pid: int, opts: CriuOptions, calls: list[CriuCall]) -> None:
+    def prepare(self, images_dirs: list[Path]) -> None:
+        """A page server listening for each dump, and the source connected to it."""
+        for images_dir in images_dirs:
+            self._ready[images_dir] = self._serve(images_dir)
+
+    def _serve(self, images_dir: Path) -> tuple[CriuProcess, socket.socket]:
         sides = self.sides
-        dst = private_dir(sides.destination(opts.images_dir))
+        dst = private_dir(sides.destination(images_dir))
         port = sides.port()
         server, ready = sides.daemon(
             "page-server", dst, ["--address", sides.target.address, "--port", str(port)], [])
         if not ready:
             raise sides.failure("page-server", dst, server, "did not start")
         try:
-            with sides.source.connect(sides.target.address, port) as sk, _uncorked(sk):
+            return server, sides.source.connect(sides.target.address, port)
+        except BaseException:
+            server.stop()
+            raise
+
+    def dump(self, backend: Backend, pid: int, opts: CriuOptions, calls: list[CriuCall]) -> None:
+        sides = self.sides
+        dst = sides.destination(opts.images_dir)
+        ready = self._ready.pop(opts.images_dir) if opts.images_dir in self._ready else None
+        server, sk = ready or self._serve(opts.images_dir)
+        try:
+            with sk, _uncorked(sk):
                 backend.dump(pid, replace(opts, ps_socket=sk.fileno()), calls=calls)
             # The dump told it the session is over: it has written the pages and ends.
             if server.wait() != 0:
@@ -207,6 +228,10 @@ class PageServer(Transport):
         return call
 
     def close(self) -> None:
+        for server, sk in self._ready.values():
+            sk.close()
+            server.stop()
+        self._ready.clear()
         self.sides.close()
 
 
@@ -274,6 +299,12 @@ class Lazy(Transport):
                  timeout: float | None = None) -> None:
         self.sides = _Sides(criu, source, destination, run_dir, timeout or DEFAULT_TIMEOUT_S)
         self._held: dict[Path, _Held] = {}
+        self._ready: dict[Path, tuple[socket.socket, socket.socket]] = {}
+
+    def prepare(self, images_dirs: list[Path]) -> None:
+        """The connection each lazy dump will serve its pages over."""
+        for images_dir in images_dirs:
+            self._ready[images_dir] = self._connect()
 
     def destination(self, images_dir: Path) -> Path:
         return self.sides.destination(images_dir)
@@ -298,7 +329,8 @@ class Lazy(Transport):
 
     def dump(self, backend: Backend, pid: int, opts: CriuOptions, calls: list[CriuCall]) -> None:
         dst = private_dir(self.sides.destination(opts.images_dir))
-        source_sk, target_sk = self._connect()
+        made = self._ready.pop(opts.images_dir) if opts.images_dir in self._ready else None
+        source_sk, target_sk = made or self._connect()
         read, write = os.pipe()
         lazy = replace(opts, lazy_pages=True, ps_socket=source_sk.fileno(), status_fd=write)
         errors: list[BaseException] = []
@@ -371,6 +403,10 @@ class Lazy(Transport):
     def close(self) -> None:
         for images_dir in list(self._held):
             self.abort(images_dir)
+        for pair in self._ready.values():
+            for sk in pair:
+                sk.close()
+        self._ready.clear()
         self.sides.close()
 
 
