@@ -8,7 +8,7 @@ error line, with the workload going on afterwards.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from harness.criu import Backend, CriuOptions
@@ -96,6 +96,9 @@ class Cycles:
 
     def _options(self, role: str, action: str) -> CriuOptions:
         opts = self.scenario.criu.options(action, self._images / role, f"{action}.log")
+        group = self.workloads[role].cgroup
+        if group is not None:
+            opts = replace(opts, cgroup=group.path, manage_cgroups="ignore")
         return criu_options(self.isolation, opts, action, self.run_dir.path)
 
     def _succeeded(

@@ -16,6 +16,8 @@ from harness.fields import JsonObject
 
 Action = Literal["dump", "restore"]
 NETWORK_LOCKS = ("iptables", "nftables", "skip")
+# --manage-cgroups modes, by their criu_cg_mode value in rpc.proto.
+CGROUP_MODES = {"ignore": 0, "none": 1, "props": 2, "soft": 3, "full": 4, "strict": 5}
 
 
 @dataclass(frozen=True)
@@ -53,12 +55,21 @@ class CriuOptions:
     ps_socket: int | None = None
     lazy_pages: bool = False
     status_fd: int | None = None
+    # The cgroup the restored tree is to live in (the role's: harness.cgroup): the restoring
+    # CRIU runs inside it, so the tree it forks is born there. With manage_cgroups "ignore"
+    # CRIU leaves cgroups alone (no cgroup yard mounted and unmounted on every restore: tens of
+    # ms per cycle here).
+    cgroup: Path | None = None
+    manage_cgroups: str | None = None  # --manage-cgroups=MODE (None: CRIU's default)
 
     def __post_init__(self) -> None:
         if self.network_lock is not None and self.network_lock not in NETWORK_LOCKS:
             raise UsageError(
                 f"network_lock must be one of {', '.join(NETWORK_LOCKS)}, not {self.network_lock!r}"
             )
+        if self.manage_cgroups is not None and self.manage_cgroups not in CGROUP_MODES:
+            raise UsageError(f"manage_cgroups must be one of {', '.join(CGROUP_MODES)}, "
+                             f"not {self.manage_cgroups!r}")
         if "/" in self.log_file:
             raise UsageError(f"log_file must be a bare file name, not {self.log_file!r}")
 
@@ -75,6 +86,7 @@ class CriuOptions:
         data["plugin_dir"] = str(self.plugin_dir) if self.plugin_dir is not None else None
         data["root"] = str(self.root) if self.root is not None else None
         data["external"] = list(self.external)
+        data["cgroup"] = str(self.cgroup) if self.cgroup is not None else None
         return data
 
     @classmethod
@@ -84,7 +96,7 @@ class CriuOptions:
         values["images_dir"] = Path(values["images_dir"])
         values["inherit_fds"] = tuple((str(k), int(fd)) for k, fd in values.get("inherit_fds", ()))
         values["extra_args"] = tuple(values.get("extra_args", ()))
-        for key in ("plugin_dir", "root"):
+        for key in ("plugin_dir", "root", "cgroup"):
             if values.get(key) is not None:
                 values[key] = Path(values[key])
         values["external"] = tuple(values.get("external", ()))
@@ -137,6 +149,8 @@ def cli_args(action: Action, opts: CriuOptions, pid: int | None = None) -> list[
         args += ["--ps-socket", str(opts.ps_socket)]
     if opts.status_fd is not None:
         args += ["--status-fd", str(opts.status_fd)]
+    if opts.manage_cgroups is not None:
+        args.append(f"--manage-cgroups={opts.manage_cgroups}")  # an optional argument: one word
     return args + list(opts.extra_args)
 
 
@@ -165,6 +179,8 @@ def rpc_fields(action: Action, opts: CriuOptions, pid: int | None = None) -> Jso
     if opts.status_fd is not None:
         # CRIU reopens it through /proc/<caller>/fd: the harness's own descriptor.
         fields["status_fd"] = opts.status_fd
+    if opts.manage_cgroups is not None:
+        fields["manage_cgroups_mode"] = CGROUP_MODES[opts.manage_cgroups]
     if rpc_config_args(opts):
         # RPC has no field for arbitrary options, but it reads a CRIU configuration file.
         fields["config_file"] = str(opts.images_dir / RPC_CONFIG)

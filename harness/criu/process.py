@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from functools import partial
+from pathlib import Path
 from typing import IO
 
 import psutil
@@ -61,16 +62,24 @@ def _die_with_parent() -> None:
 CLONE_NEWNET = 0x40000000
 
 
-def _die_in(netns: str) -> None:
-    """_die_with_parent, in the network namespace at netns."""
+def _prepare(netns: str | None, cgroup: Path | None) -> None:
+    """In the new CRIU before it runs: _die_with_parent, then join the network namespace at
+    netns and the cgroup, where given."""
     _die_with_parent()
-    libc = ctypes.CDLL(None, use_errno=True)
-    fd = os.open(netns, os.O_RDONLY)
-    try:
-        if libc.setns(fd, CLONE_NEWNET) != 0:
-            raise OSError(ctypes.get_errno(), f"setns {netns}")
-    finally:
-        os.close(fd)
+    if netns is not None:
+        libc = ctypes.CDLL(None, use_errno=True)
+        fd = os.open(netns, os.O_RDONLY)
+        try:
+            if libc.setns(fd, CLONE_NEWNET) != 0:
+                raise OSError(ctypes.get_errno(), f"setns {netns}")
+        finally:
+            os.close(fd)
+    if cgroup is not None:
+        fd = os.open(cgroup / "cgroup.procs", os.O_WRONLY)
+        try:
+            os.write(fd, b"0")
+        finally:
+            os.close(fd)
 
 
 class CriuProcess:
@@ -88,6 +97,7 @@ class CriuProcess:
         opts: CriuOptions,
         pass_fds: Sequence[int] = (),
         netns: str | None = None,
+        cgroup: Path | None = None,
     ) -> None:
         self.timeout = opts.timeout if opts.timeout is not None else DEFAULT_TIMEOUT_S
         self.deadline = time.monotonic() + self.timeout
@@ -103,8 +113,9 @@ class CriuProcess:
             # CRIU itself is never dumped, so a parent-death signal is safe here (unlike in a
             # workload): a harness killed mid-dump or mid-restore does not leave CRIU running.
             # netns: the network namespace it runs in, a /proc/PID/ns/net (harness.netns): the
-            # destination side of a page transfer.
-            preexec_fn=_die_with_parent if netns is None else partial(_die_in, netns),
+            # destination side of a page transfer; cgroup: the one it runs in, a restore's
+            # (CriuOptions.cgroup).
+            preexec_fn=partial(_prepare, netns, cgroup),
         )
 
     def _left(self) -> float:

@@ -84,6 +84,7 @@ class RpcBackend(Backend):
                     out,
                     opts,
                     pass_fds=[theirs.fileno(), *inherit],
+                    cgroup=opts.cgroup if call.action == "restore" else None,
                 )
             theirs.close()
             errno = None

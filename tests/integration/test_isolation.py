@@ -169,3 +169,36 @@ def test_ns_net_migrates() -> None:
     assert result.messages_lost == 0
     [cycle] = result.cycles
     assert all(c.criu_options["network_lock"] == "nftables" for c in cycle.calls)
+
+
+@pytest.mark.parametrize("iso", [Isolation.NONE, Isolation.NS])
+def test_the_restored_tree_is_born_in_the_roles_cgroup(backend_name: str, iso: Isolation) -> None:
+    # CRIU leaves cgroups alone (--manage-cgroups=ignore) and the restoring CRIU runs in the
+    # role's cgroup: what it forks is there, and ends with the run.
+    run_dir = RunDir("cg-restore")
+    try:
+        with Supervisor("cg-restore") as supervisor:
+            w = supervisor.spawn("sleeper", [sys.executable, "-c", "import time; time.sleep(60)"],
+                                 run_dir.path, namespaces=isolation.namespaces(iso, run_dir.path))
+            assert w.cgroup is not None
+            time.sleep(0.2)
+            backend = get_backend(backend_name)
+            images = run_dir.subdir("images")
+
+            def opts(action: str) -> CriuOptions:
+                assert w.cgroup is not None
+                base = CriuOptions(images, log_file=f"{action}.log", cgroup=w.cgroup.path,
+                                   manage_cgroups="ignore")
+                return isolation.criu_options(iso, base, action, run_dir.path)
+
+            w.freeze()
+            backend.dump(w.pid, opts("dump"))
+            w.reap()
+            call = backend.restore(opts("restore"))
+            assert call.restored_pid is not None
+            w.adopt(call.restored_pid)
+            assert w.pid in w.cgroup.pids()
+            own = Path(f"/proc/{w.pid}/cgroup").read_text().splitlines()
+            assert any(line.endswith(f"/{w.cgroup.path.parent.name}/sleeper") for line in own)
+    finally:
+        run_dir.remove()

@@ -87,6 +87,8 @@ def test_options_survive_json() -> None:
     )
     data = json.loads(json.dumps(opts.to_json()))
     assert CriuOptions.from_json(data) == opts
+    with pytest.raises(UsageError, match="manage_cgroups"):
+        CriuOptions(IMAGES, manage_cgroups="some")
 
 
 def test_plugin_dir_cli_and_rpc_config() -> None:
@@ -135,3 +137,13 @@ def test_page_server_socket_both_backends() -> None:
     # CRIU ignores a lazy dump's ps.fd in the request: the socket goes through the config file.
     assert config_lines(rpc_config_args(lazy)) == ["ps-socket 9"]
     assert sorted(lazy.pass_fds()) == [9, 11]
+
+
+def test_a_restore_into_a_cgroup_leaves_cgroups_to_the_harness() -> None:
+    opts = CriuOptions(IMAGES, cgroup=Path("/sys/fs/cgroup/unified/criu-harness/1.run/server"),
+                       manage_cgroups="ignore")
+    # One word: CRIU's --manage-cgroups takes its argument only after "=".
+    assert "--manage-cgroups=ignore" in cli_args("restore", opts)
+    assert rpc_fields("restore", opts)["manage_cgroups_mode"] == 0
+    data = json.loads(json.dumps(opts.to_json()))
+    assert CriuOptions.from_json(data) == opts
