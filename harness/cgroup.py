@@ -27,6 +27,9 @@ from harness.errors import WorkloadError
 __all__ = ["BASE", "RunCgroup", "leftovers", "root"]
 
 BASE = "criu-harness"
+# The run cgroups this process made and has not removed: several runs may live in one process
+# at once (run -j, a trial migration inside a run), and none is another's leftover.
+_LIVE: set[Path] = set()
 
 
 def root() -> Path | None:
@@ -55,6 +58,7 @@ class RunCgroup:
             path.mkdir(mode=0o755)
         except OSError as exc:
             raise WorkloadError(f"cannot create the run's cgroup {path}: {exc.strerror}") from exc
+        _LIVE.add(path)
         return cls(path)
 
     def child(self, name: str) -> RunCgroup:
@@ -134,6 +138,7 @@ class RunCgroup:
 
     def remove(self) -> None:
         """Remove the (empty) cgroup and its children; a busy one is left for cleanup."""
+        _LIVE.discard(self.path)
         if not self.path.is_dir():
             return
         for directory, _, _ in sorted(os.walk(self.path), key=lambda w: -len(w[0])):
@@ -157,7 +162,10 @@ def leftovers(include_live: bool = False, base: Path | None = None) -> list[RunC
         if not path.is_dir():
             continue
         group = RunCgroup(path)
-        alive = group.owner and psutil.pid_exists(group.owner) and group.owner != os.getpid()
+        # This process's own count as gone unless it still runs them: a restore from a kept
+        # run's images recreates that run's cgroup, and the run may have been this process's.
+        mine = group.owner == os.getpid()
+        alive = path in _LIVE if mine else group.owner and psutil.pid_exists(group.owner)
         if include_live or not alive:
             found.append(group)
     return found

@@ -1,6 +1,7 @@
 """Two runs side by side: what broke, what got fixed, what got slower.
 
-Results are matched by (scenario, backend, plan). Each key gets exactly one verdict; the
+Results are matched by (scenario, backend, plan) (the plan with a transport and isolation other
+than the defaults: ScenarioResult.variant). Each key gets exactly one verdict; the
 verdicts in ``REGRESSIONS`` make ``criu-harness compare`` exit 1. "Good" is an outcome that
 means as expected (passed, xfailed, skipped); "bad" is failed, error or xpassed:
 
@@ -159,13 +160,14 @@ def load_results(path: Path) -> RunReport:
 
 
 def key_of(entry: ScenarioResult, run: RunReport) -> Key:
-    """(scenario, backend, plan); in a run on several CRIU versions, the backend part names
+    """(scenario, backend, variant: the plan, with a transport and isolation other than the
+    defaults); in a run on several CRIU versions, the backend part names
     the version too ("cli, criu 4.1.1"), so each version's result is a key of its own."""
     backend = run.backend_of(entry)
     versions = {s.criu_version for s in run.scenarios if s.criu_version}
     if len(versions) > 1 and entry.criu_version:
         backend = f"{backend}, criu {entry.criu_version}"
-    return (entry.name, backend, entry.plan)
+    return (entry.name, backend, entry.variant)
 
 
 def normalized_signature(entry: ScenarioResult) -> str | None:

@@ -8,13 +8,15 @@ error line, with the workload going on afterwards.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from harness.criu import Backend, CriuOptions
-from harness.difference import Inspection, describe
+from harness.difference import Difference, Inspection, describe
 from harness.errors import HarnessError, VerificationError
 from harness.evidence import drop_pages
+from harness.fingerprint import take_tree
+from harness.isolation import DEFAULT_ISOLATION, Isolation, criu_options
 from harness.migration import Migration, MigrationRecord
 from harness.plan import Plan
 from harness.process import Workload
@@ -24,10 +26,17 @@ from harness.rundir import RunDir
 from harness.scenario import Expectation, Scenario
 from harness.startup import tails
 from harness.stats import image_bytes, read_stats
+from harness.transport import Transport
 from harness.verdict import expected_failure, over_limits
 from harness.verification import losses_between
 
-__all__ = ["Cycles"]
+__all__ = ["UNREAD_LAZILY", "Cycles"]
+
+# Right after a lazy restore, /proc/PID/cmdline reads empty: the kernel reads it from the
+# task's memory, whose pages are still at the source (a page fault from another process is not
+# served). The look before the resume may show that; the command line is compared again once
+# every page has arrived.
+UNREAD_LAZILY = ("cmdline: * -> ",)
 
 
 @dataclass
@@ -44,6 +53,9 @@ class Cycles:
     keep: Keep
     fingerprint: bool = True
     iterations: int = 1
+    isolation: Isolation = DEFAULT_ISOLATION
+    transport: Transport = field(default_factory=Transport)
+    safe_handover: bool = False
     # Wall-clock time up to which the client's messages are accounted to a cycle.
     verified_until: float = 0.0
     # After the expected CRIU failure: did the workload go on? (None: no such failure.)
@@ -64,6 +76,8 @@ class Cycles:
             self._options,
             before_dump=looks.before_dump if looks else None,
             after_restore=looks.after_restore if looks else None,
+            transport=self.transport,
+            safe_handover=self.safe_handover,
         ).run(self.workloads, record)
         cycle.outcome, cycle.reason = Outcome.FAILED, ""
         cycle.stats = self._stats(record, images)
@@ -84,16 +98,26 @@ class Cycles:
             self._succeeded(cycle, record, looks)
             if cycle.outcome is Outcome.PASSED and self.keep is not Keep.ALWAYS:
                 drop_pages(images)  # many cycles of a passing run must not fill the disk
+                drop_pages(self.transport.destination(images))
 
     def _options(self, role: str, action: str) -> CriuOptions:
-        return self.scenario.criu.options(action, self._images / role, f"{action}.log")
+        opts = self.scenario.criu.options(action, self._images / role, f"{action}.log")
+        group = self.workloads[role].cgroup
+        if group is not None:
+            opts = replace(opts, cgroup=group.path, manage_cgroups="ignore")
+        return criu_options(self.isolation, opts, action, self.run_dir.path)
 
     def _succeeded(
         self, cycle: CycleResult, record: MigrationRecord, looks: Inspection | None
     ) -> None:
         """The workload must go on, lose nothing, look the same."""
         allowed = self.expect.allowed_differences
-        cycle.differences = [d.judged(allowed) for d in (looks.differences() if looks else [])]
+        if self.transport.holds_source:
+            allowed = (*allowed, *UNREAD_LAZILY)
+        found = looks.differences() if looks else []
+        if looks is not None and self.transport.holds_source:
+            found += self._late_cmdlines(looks)
+        cycle.differences = [d.judged(allowed) for d in found]
         unexpected = [d for d in cycle.differences if not d.allowed]
         changed = [f"visible state changed: {describe(unexpected)}"] if unexpected else []
         verify = self.scenario.verify
@@ -129,6 +153,22 @@ class Cycles:
         cycle.outcome = Outcome.FAILED if problems else Outcome.PASSED
         cycle.reason = "; ".join(problems)
 
+    def _late_cmdlines(self, looks: Inspection) -> list[Difference]:
+        """The command lines, read again once every page has arrived (see UNREAD_LAZILY)."""
+        out = []
+        for role, before in looks.before.items():
+            try:
+                now = take_tree(self.workloads[role].pid)
+            except HarnessError as exc:
+                out.append(Difference(role, "fingerprint", "", str(exc)))
+                continue
+            for pid in sorted(before.keys() & now.keys()):
+                if before[pid].cmdline != now[pid].cmdline:
+                    out.append(Difference(f"{role} (pid {pid})", "cmdline (pages all in)",
+                                          " ".join(before[pid].cmdline),
+                                          " ".join(now[pid].cmdline)))
+        return out
+
     def _failed(self, cycle: CycleResult, record: MigrationRecord) -> None:
         err = record.error
         assert err is not None
@@ -139,7 +179,9 @@ class Cycles:
                 f" (expected criu {self.expect.action} to fail with {self.expect.signature!r})"
                 if self.expect.outcome == "fails" else ""
             )
-            cycle.reason = f"criu {record.failed_step} failed: {err}{wanted}"
+            handed = "; safe hand-over: the copies were killed, the sources resumed" if (
+                record.handed_back) else ""
+            cycle.reason = f"criu {record.failed_step} failed: {err}{wanted}{handed}"
             return
         if record.failed_step is Step.RESTORE:
             # Nothing to roll back to: the images are all there is, and they do not restore.
@@ -190,7 +232,8 @@ class Cycles:
         """Per role: CRIU's statistics, the image size and the harness's time per step."""
         stats: dict[str, RoleStats] = {}
         for role in self.plan.dump:
-            entry = RoleStats(image_bytes=image_bytes(images / role))
+            # Everything the restore read: at the destination, for a remote transport.
+            entry = RoleStats(image_bytes=image_bytes(self.transport.destination(images / role)))
             for p in record.phases:
                 if p.role == role:
                     key = f"{p.step}_ms"

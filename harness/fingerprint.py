@@ -88,14 +88,26 @@ def take(pid: int) -> Fingerprint:
         fds = _fds(pid)
         maps = _maps(pid)
         rlimits = {name: tuple(proc.rlimit(res)) for name, res in sorted(_RLIMITS.items())}
+        own = own_pid(pid)
     except (psutil.Error, OSError) as exc:
         raise WorkloadError(f"cannot take the fingerprint of pid {pid}: {exc}") from None
-    return Fingerprint(pid, cmdline, cwd, state, fds, maps, rlimits)  # type: ignore[arg-type]
+    return Fingerprint(own, cmdline, cwd, state, fds, maps, rlimits)  # type: ignore[arg-type]
+
+
+def own_pid(pid: int) -> int:
+    """The pid as the process itself sees it: in a PID namespace of its own (harness.isolation)
+    CRIU keeps that one, while the restore gives the tree new pids outside."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("NSpid:"):
+            return int(line.split()[-1])
+    return pid
 
 
 def take_tree(pid: int) -> dict[int, Fingerprint]:
-    """Fingerprints of pid and all its descendants (CRIU dumps and restores the whole tree)."""
-    return {p: take(p) for p in sorted(tree_pids(pid))}
+    """Fingerprints of pid and all its descendants (CRIU dumps and restores the whole tree),
+    by the pid each sees itself as."""
+    looks = (take(p) for p in sorted(tree_pids(pid)))
+    return {fp.pid: fp for fp in looks}
 
 
 def _state(pid: int) -> str:

@@ -39,7 +39,7 @@ def entry(stamp: str, results: RunReport, comparison: Comparison | None) -> Nigh
     for s in results.scenarios:
         median = s.median_downtime()
         if median is not None:
-            downtime[key_name(s.name, results.backend_of(s), s.plan)] = round(median, 3)
+            downtime[key_name(s.name, results.backend_of(s), s.variant)] = round(median, 3)
     env = results.environment or {}
     return {
         "stamp": stamp,

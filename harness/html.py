@@ -57,7 +57,7 @@ svg text { font: 11px system-ui, sans-serif; fill: #333; }
 
 def _anchor(entry: ScenarioResult, i: int) -> str:
     return f"r{i}-" + "".join(
-        c if c.isalnum() else "-" for c in key_name(entry.name, entry.backend, entry.plan)
+        c if c.isalnum() else "-" for c in key_name(entry.name, entry.backend, entry.variant)
     )
 
 
@@ -123,7 +123,7 @@ def _artifacts_link(path: str, directory: Path | None) -> str:
 def _result(entry: ScenarioResult, i: int, directory: Path | None) -> str:
     parts = [
         f'<div class="result" id="{_anchor(entry, i)}">',
-        f"<h3>{escape(entry.name)} [{escape(entry.backend)}, {escape(entry.plan)}]"
+        f"<h3>{escape(entry.name)} [{escape(entry.backend)}, {escape(entry.variant)}]"
         f' — <span class="{outcome_class(entry.outcome)}">{escape(entry.outcome)}</span></h3>',
         f"<p>{escape(entry.reason)}</p>",
     ]

@@ -27,7 +27,7 @@ JUNIT = "junit.xml"
 def _case(result: ScenarioResult) -> ET.Element:
     case = ET.Element(
         "testcase",
-        classname=f"criu-harness.{result.backend or 'default'}.{result.plan or 'default'}",
+        classname=f"criu-harness.{result.backend or 'default'}.{result.variant or 'default'}",
         name=result.name,
         time=f"{result.duration_s:.3f}",
     )

@@ -1,4 +1,6 @@
-"""The nightly matrix: every built-in scenario under every backend and every plan it names.
+"""The nightly matrix: every built-in scenario under every backend and every plan it names, and
+every scenario that migrates under each other transport (page-server, lazy: with --isolation ns,
+across the veth pair of harness.netns).
 
 One night writes one dated directory under the base directory::
 
@@ -24,6 +26,7 @@ from harness import (
     environment,
     faultrun,
     faults,
+    parallel,
     report,
     scenario,
 )
@@ -45,6 +48,7 @@ from harness.result import Keep, Outcome, ScenarioResult
 from harness.rundir import check_output_dir
 from harness.runner import ScenarioRun
 from harness.shards import Shard
+from harness.transport import check_transport
 
 __all__ = [
     "DEFAULT_OUT",
@@ -64,13 +68,16 @@ __all__ = [
 class Cell:
     """One result of the matrix: a scenario under a backend and a plan (and a CRIU binary,
     with --criu; "" is the night's one; and in the fault matrix, a CRIU fault injected: the
-    scenario is then the case's variant)."""
+    scenario is then the case's variant); its pages sent by a transport, its workloads isolated
+    so (None: the scenario's own)."""
 
     scenario: scenario.Scenario
     backend: str
     plan: str
     criu: str = ""
     fault: FaultCase | None = None
+    transport: str = "local"
+    isolation: str | None = None
 
 
 def plans_for(s: scenario.Scenario) -> list[str]:
@@ -79,10 +86,24 @@ def plans_for(s: scenario.Scenario) -> list[str]:
 
 
 def cells(
-    scenarios: Iterable[scenario.Scenario], backends: Sequence[str], binaries: Sequence[str] = ("",)
+    scenarios: Iterable[scenario.Scenario],
+    backends: Sequence[str],
+    binaries: Sequence[str] = ("",),
+    transports: Sequence[str] = ("local",),
 ) -> list[Cell]:
-    return [Cell(s, b, p, c) for c in binaries for s in scenarios for b in backends
-            for p in plans_for(s)]
+    """Every plan of every scenario locally, on each CRIU binary; then each other transport for
+    the scenarios that migrate, under their own plan, with --isolation ns (lazy needs it;
+    page-server alike, so the two compare), on the night's CRIU."""
+    scenarios = list(scenarios)
+    out = [Cell(s, b, p, c) for c in binaries for s in scenarios for b in backends
+           for p in plans_for(s)] if "local" in transports else []
+    out += [
+        Cell(s, b, s.plan, "", None, t, "ns")
+        for t in transports if t != "local"
+        for s in scenarios if s.expect.outcome == "migrates"
+        for b in backends
+    ]
+    return out
 
 
 def faults_selected(codes: Sequence[int] | None) -> list[FaultCase]:
@@ -121,6 +142,8 @@ class Night:
         shard: Shard | None = None,
         faults: Sequence[int] | None = None,
         only_faults: bool = False,
+        transports: Sequence[str] = ("local",),
+        jobs: int = 1,
     ) -> None:
         if iterations < 1:
             raise UsageError(f"iterations must be at least 1, not {iterations}")
@@ -159,10 +182,16 @@ class Night:
             for build in self.builds.values() if build.usable for b in backends
         }
         self.shard = shard
+        self.criu_args = (criu_binary, criu_timeout, criu_fault)
+        self.say: Callable[[str], None] = print
+        self.transports = [check_transport(t) for t in transports]
+        if jobs < 1:
+            raise UsageError(f"jobs must be at least 1, not {jobs}")
+        self.jobs = jobs
 
     def cells(self) -> list[Cell]:
         every = cells(self.scenarios, list(self.backends),
-                      [b.path for b in self.builds.values()] or [""])
+                      [b.path for b in self.builds.values()] or [""], self.transports)
         # The fault matrix runs on the night's own CRIU.
         every += [Cell(variant, b, variant.plan, "", case) for case, variant in self.faults
                   for b in self.backends]
@@ -192,13 +221,22 @@ class Night:
                                         reason=f"scenario file does not load: {problems}")
                 run.scenarios.append(result)
                 echo(f"{backend:<4} {report.line(result)}")
-        for cell in self.cells():
-            result = self._run_cell(cell, directory / "artifacts")
-            run.scenarios.append(result)
-            on = f"criu {result.criu_version:<7} " if cell.criu and result.criu_version else ""
-            echo(f"{on}{cell.backend:<4} {report.line(result)}")
+        self.say = lambda line: echo(f"note: {line}")
+
+        def show(result: ScenarioResult) -> None:
+            on = f"criu {result.criu_version:<7} " if self.builds and result.criu_version else ""
+            echo(f"{on}{result.backend:<4} {report.line(result)}")
             if not result.ok and result.reason:
                 echo(f"     why: {result.reason}")
+
+        # Side by side (-j): the cells a plain run takes; faults and other CRIUs one by one.
+        every = self.cells()
+        side = [c for c in every if self.jobs > 1 and c.fault is None and not c.criu]
+        run.scenarios += self._run_parallel(side, directory / "artifacts", show) if side else []
+        for cell in (c for c in every if c not in side):
+            result = self._run_cell(cell, directory / "artifacts")
+            run.scenarios.append(result)
+            show(result)
         run.finished = round(time.time(), 3)
         return publish(directory, run, previous, self.threshold, self.out, echo)
 
@@ -228,9 +266,29 @@ class Night:
                 iterations=self.iterations,
                 keep=Keep.FAILED,
                 bundle_into=artifacts,
+                transport=cell.transport,
+                isolation=cell.isolation,
+                say=self.say,
             ).run()
         except HarnessError as exc:
             # A plan the scenario cannot take (roles it lacks): that cell's error, not the night's.
             return ScenarioResult(name=cell.scenario.name,
                                   expected=cell.scenario.expectation(cell.plan).outcome,
-                                  backend=cell.backend, plan=cell.plan, reason=str(exc))
+                                  backend=cell.backend, plan=cell.plan, reason=str(exc),
+                                  transport=cell.transport, isolation=cell.isolation or "")
+
+    def _run_parallel(
+        self, cells: list[Cell], artifacts: Path, show: Callable[[ScenarioResult], None]
+    ) -> list[ScenarioResult]:
+        """These cells, self.jobs at a time (harness.parallel); a cell that cannot be set up is
+        its own error result, as in _run_cell."""
+        binary, timeout, fault = self.criu_args
+        jobs = [
+            parallel.Job(cell.scenario, cell.backend, binary, timeout, fault, {
+                "plan": cell.plan, "iterations": self.iterations, "keep": Keep.FAILED,
+                "bundle_into": artifacts, "transport": cell.transport,
+                "isolation": cell.isolation,
+            })
+            for cell in cells
+        ]
+        return parallel.run_jobs(jobs, self.jobs, lambda _, result: show(result))

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import partial
 
 import psutil
 
+from harness import handover, reaping
 from harness.criu import Backend, CriuCall, CriuOptions
 from harness.errors import CriuError, WorkloadError
 from harness.plan import Plan
 from harness.process import Workload
+from harness.proctree import tree_pids
 from harness.result import Phase, Step
 from harness.sockets import queued_bytes
+from harness.transport import Transport
 from harness.waiting import wait_for
 
 
@@ -29,6 +34,8 @@ class MigrationRecord:
     failed_step: Step | None = None
     started: float = 0.0
     finished: float = 0.0
+    # A safe hand-over gave up: the copies were killed and the sources resumed.
+    handed_back: bool = False
 
 
 def at_rest(workload: Workload) -> bool:
@@ -63,10 +70,20 @@ class Migration:
         options_for: OptionsFor,
         before_dump: Hook | None = None,
         after_restore: Hook | None = None,
+        transport: Transport | None = None,
+        safe_handover: bool = False,
     ) -> None:
         self.backend = backend
         self.plan = plan
         self.options_for = options_for
+        # How the pages travel (harness.transport); local files by default.
+        self.transport = transport or Transport()
+        # Dumped trees the transport still holds (lazy): collected once it is done with them.
+        self._held: dict[str, list[int]] = {}
+        # Keep every source, stopped, until every copy is restored and verified
+        # (harness.handover); the dumped trees kept so, by role.
+        self.safe_handover = safe_handover
+        self._sources: dict[str, list[int]] = {}
         # Right before a role's dump (after freeze and quiesce) and right after its restore,
         # before the SIGCONT: if the plan freezes the role, both see it stopped, comparably.
         self.before_dump = before_dump
@@ -82,6 +99,9 @@ class Migration:
         record.started = time.time()
         frozen: list[str] = []
         dumped: list[str] = []
+        # Page servers and connections are set up while the workload still runs.
+        self.transport.prepare([self.options_for(role, "dump").images_dir
+                                for role in self.plan.dump])
         try:
             for role in self.plan.freeze:
                 with _phase(record, Step.FREEZE, role):
@@ -90,38 +110,198 @@ class Migration:
             for role in self.plan.quiesce:
                 with _phase(record, Step.QUIESCE, role):
                     self._quiesce(workloads[role], refreeze=role in frozen)
-            for role in self.plan.dump:
-                if self.before_dump is not None:
-                    with _phase(record, Step.INSPECT, role):
-                        self.before_dump(role, workloads[role])
-                workloads[role].note_tree()  # its children die with it: reap() collects them
-                with _phase(record, Step.DUMP, role):
-                    self._call(record, self.backend.dump, workloads[role].pid, role, "dump")
-                with _phase(record, Step.REAP, role):
-                    workloads[role].reap()
-                dumped.append(role)
+            if self.plan.overlap:
+                self._dump_together(record, workloads, dumped)
+            else:
+                for role in self.plan.dump:
+                    self._look_before(record, role, workloads[role])
+                    self._dump(record, role, workloads[role])
+                    dumped.append(role)
         except CriuError as err:
             record.error, record.failed_step = err, Step.DUMP
             self._rollback(record, workloads, dumped, frozen)
             record.finished = time.time()
             return record
-        for role in self.plan.restore:
-            try:
-                with _phase(record, Step.RESTORE, role):
-                    call = self._call(record, self.backend.restore, None, role, "restore")
-                    assert call.restored_pid is not None
-                    workloads[role].adopt(call.restored_pid)
-            except CriuError as err:
-                record.error, record.failed_step = err, Step.RESTORE
-                break
-            if self.after_restore is not None:
-                with _phase(record, Step.INSPECT, role):
-                    self.after_restore(role, workloads[role])
-            with _phase(record, Step.RESUME, role):
-                # CRIU restores a task stopped if it was stopped at dump: let it run.
-                workloads[role].thaw()
+        if self.safe_handover:
+            self._hand_over(record, workloads)
+        elif self.plan.overlap:
+            self._restore_together(record, workloads)
+        else:
+            for role in self.plan.restore:
+                try:
+                    self._restore(record, role, workloads[role])
+                except CriuError as err:
+                    record.error, record.failed_step = err, Step.RESTORE
+                    break
+                self._look_after(record, role, workloads[role])
+                self._resume(record, role, workloads[role])
+        self._finish(record)
         record.finished = time.time()
         return record
+
+    def _finish(self, record: MigrationRecord) -> None:
+        """Wait for the transport to be done (lazy: every page served), then collect the
+        dumped trees it held."""
+        failures = self.transport.finish()
+        if failures and record.error is None:
+            record.error, record.failed_step = failures[0], Step.RESTORE
+        for role, pids in self._held.items():
+            with _phase(record, Step.REAP, role):
+                reaping.reap(pids, timeout=10.0)
+        self._held.clear()
+
+    def _look_before(self, record: MigrationRecord, role: str, workload: Workload) -> None:
+        if self.before_dump is not None:
+            with _phase(record, Step.INSPECT, role):
+                self.before_dump(role, workload)
+
+    def _look_after(self, record: MigrationRecord, role: str, workload: Workload) -> None:
+        if self.after_restore is not None:
+            with _phase(record, Step.INSPECT, role):
+                self.after_restore(role, workload)
+
+    def _dump(self, record: MigrationRecord, role: str, workload: Workload) -> None:
+        """Dump a role and reap what the dump killed, so its pids are free for the restore
+        (a transport that holds the dumped tree has it collected after the restores)."""
+        workload.note_tree()  # its children die with it: reap() collects them
+        opts = self.options_for(role, "dump")
+        kept = self.safe_handover and not self.transport.holds_source
+        if kept:
+            opts = replace(opts, leave_stopped=True)
+        with _phase(record, Step.DUMP, role):
+            self.transport.dump(self.backend, workload.pid, opts, record.calls)
+        if self.transport.holds_source:
+            self._held[role] = tree_pids(workload.pid)
+        if kept:
+            self._sources[role] = tree_pids(workload.pid)
+        if self.transport.holds_source or kept:
+            return
+        with _phase(record, Step.REAP, role):
+            workload.reap()
+
+    def _restore(self, record: MigrationRecord, role: str, workload: Workload) -> None:
+        with _phase(record, Step.RESTORE, role):
+            call = self.transport.restore(self.backend, self.options_for(role, "restore"),
+                                          record.calls)
+            assert call.restored_pid is not None
+            workload.adopt(call.restored_pid)
+
+    @staticmethod
+    def _resume(record: MigrationRecord, role: str, workload: Workload) -> None:
+        with _phase(record, Step.RESUME, role):
+            # CRIU restores a task stopped if it was stopped at dump: let it run.
+            workload.thaw()
+
+    def _dump_together(
+        self, record: MigrationRecord, workloads: dict[str, Workload], dumped: list[str]
+    ) -> None:
+        """Every role looked at (while all are stopped), then all dumped at once; raise the
+        first CRIU failure once every dump has ended, with ``dumped`` naming those that
+        succeeded (the rollback restores them)."""
+        for role in self.plan.dump:
+            self._look_before(record, role, workloads[role])
+        errors = together([
+            (role, partial(self._dump, record, role, workloads[role])) for role in self.plan.dump
+        ])
+        dumped.extend(role for role in self.plan.dump if role not in errors)
+        for role in self.plan.dump:
+            if role in errors:
+                raise errors[role]
+
+    def _restore_together(self, record: MigrationRecord, workloads: dict[str, Workload]) -> None:
+        """Every role restored at once (each comes back stopped, as it was dumped), then looked
+        at, then resumed in the plan's order. A failed restore is the record's error; the
+        roles that were restored are resumed all the same, as in the sequential order."""
+        errors = together([
+            (role, partial(self._restore, record, role, workloads[role]))
+            for role in self.plan.restore
+        ])
+        failed = [role for role in self.plan.restore if role in errors]
+        if failed:
+            record.error, record.failed_step = errors[failed[0]], Step.RESTORE
+        for role in self.plan.restore:
+            if role not in errors:
+                self._look_after(record, role, workloads[role])
+        for role in self.plan.restore:
+            if role not in errors:
+                self._resume(record, role, workloads[role])
+
+    def _hand_over(self, record: MigrationRecord, workloads: dict[str, Workload]) -> None:
+        """Restore every role beside its stopped source (at once under an overlapped plan),
+        verify each copy, then kill the sources and resume the copies in the plan's order; if
+        anything fails, kill the copies and resume the sources (harness.handover)."""
+        roles = self.plan.restore
+        sources = {role: self._sources.get(role) or self._held.get(role, []) for role in roles}
+        parked = handover.park(pid for pids in sources.values() for pid in pids)
+        restored: dict[str, int] = {}
+
+        def restore(role: str) -> None:
+            with _phase(record, Step.RESTORE, role):
+                call = self.transport.restore(self.backend, self.options_for(role, "restore"),
+                                              record.calls)
+                assert call.restored_pid is not None
+                restored[role] = call.restored_pid
+
+        errors: dict[str, CriuError] = {}
+        if self.plan.overlap:
+            errors = together([(role, partial(restore, role)) for role in roles])
+        else:
+            for role in roles:
+                try:
+                    restore(role)
+                except CriuError as err:
+                    errors[role] = err
+                    break
+        problems = []
+        if not errors:
+            for role in roles:
+                copy = Workload(name=role, argv=[], run_dir=workloads[role].run_dir,
+                                pid=restored[role])
+                self._look_after(record, role, copy)
+                if not copy.alive():
+                    problems.append(f"{role}: restored as pid {restored[role]}, then gone")
+        if errors or problems:
+            self._hand_back(record, workloads, sources, restored, parked)
+            first = next((errors[r] for r in roles if r in errors), None)
+            record.error = first or CriuError(action="restore", pid=None, log_path=None,
+                                              signature="; ".join(problems))
+            record.failed_step = Step.RESTORE
+            return
+        parked.drop()
+        for role in roles:
+            if role in self._sources:
+                with _phase(record, Step.REAP, role):
+                    handover.kill(self._sources.pop(role))
+            workloads[role].adopt(restored[role])
+        for role in roles:
+            self._resume(record, role, workloads[role])
+
+    def _hand_back(
+        self,
+        record: MigrationRecord,
+        workloads: dict[str, Workload],
+        sources: dict[str, list[int]],
+        restored: dict[str, int],
+        parked: handover.Parked,
+    ) -> None:
+        """The hand-over failed: kill every copy (and what a failed restore left in the role's
+        cgroup), give the sources their socket names back and let them run."""
+        for role in self.plan.restore:
+            with _phase(record, Step.ROLLBACK, role) as phase:
+                if self.transport.holds_source:
+                    # Its dump stops serving and fails: CRIU leaves the source as it was.
+                    self.transport.abort(self.options_for(role, "dump").images_dir)
+                    self._held.pop(role, None)
+                keep = set(sources[role])
+                copies = set(tree_pids(restored[role])) if role in restored else set()
+                copies |= {pid for pid in workloads[role].members() if pid not in keep}
+                if handover.kill(copies):
+                    phase.ok = False
+        parked.put_back()
+        for role in self.plan.restore:
+            workloads[role].thaw()
+        self._sources.clear()
+        record.handed_back = True
 
     @staticmethod
     def _quiesce(workload: Workload, timeout: float = 5.0, refreeze: bool = True) -> None:
@@ -140,20 +320,6 @@ class Migration:
             if refreeze:
                 workload.freeze()
 
-    def _call(
-        self,
-        record: MigrationRecord,
-        action: Callable[..., CriuCall],
-        pid: int | None,
-        role: str,
-        name: str,
-    ) -> CriuCall:
-        opts = self.options_for(role, name)
-        # The record gets the call as it starts: a failed or interrupted one is evidence too.
-        if name == "dump":
-            return action(pid, opts, calls=record.calls)
-        return action(opts, calls=record.calls)
-
     def _rollback(
         self,
         record: MigrationRecord,
@@ -163,9 +329,17 @@ class Migration:
     ) -> None:
         for role in dumped:
             with _phase(record, Step.ROLLBACK, role) as phase:
+                if role in self._sources:
+                    continue  # left stopped by its dump: it only needs to run again
+                if self.transport.holds_source:
+                    # Never restored elsewhere: let go of the dump, and the task is as it was.
+                    self.transport.abort(self.options_for(role, "dump").images_dir)
+                    self._held.pop(role, None)
+                    continue
                 try:
-                    opts = self.options_for(role, "restore")
-                    call = self.backend.restore(opts, calls=record.calls)
+                    # The record gets the call as it starts: a failed one is evidence too.
+                    call = self.transport.restore(self.backend, self.options_for(role, "restore"),
+                                                  record.calls)
                     assert call.restored_pid is not None
                     workloads[role].adopt(call.restored_pid)
                 except CriuError:
@@ -174,6 +348,40 @@ class Migration:
             workloads[role].thaw()
         for role in dumped:
             workloads[role].thaw()
+
+
+def together(actions: Sequence[tuple[str, Callable[[], None]]]) -> dict[str, CriuError]:
+    """Run the actions at once, one thread each, and wait for all of them: a CRIU call is
+    never abandoned halfway (an interrupt of the caller waits for the others to end first, as
+    CriuProcess does for one). Each action's CRIU failure comes back under its name; any other
+    exception is raised once all have ended.
+
+    Each thread waits for its own CRIU to the end: CRIU's parent-death signal fires when the
+    thread that started it ends, not the process."""
+    errors: dict[str, CriuError] = {}
+    other: list[BaseException] = []
+
+    def run(name: str, action: Callable[[], None]) -> None:
+        try:
+            action()
+        except CriuError as err:
+            errors[name] = err
+        except BaseException as exc:  # noqa: BLE001 (re-raised in the caller's thread)
+            other.append(exc)
+
+    threads = [threading.Thread(target=run, args=item, name=f"criu-{item[0]}") for item in actions]
+    for thread in threads:
+        thread.start()
+    try:
+        for thread in threads:
+            thread.join()
+    except BaseException:
+        for thread in threads:
+            thread.join()
+        raise
+    if other:
+        raise other[0]
+    return errors
 
 
 @contextmanager

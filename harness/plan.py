@@ -26,6 +26,10 @@ class Plan:
     # reply would be refused; a datagram still queued at dump comes back without its sender's
     # address (CRIU does not save it) and cannot be answered at all.
     quiesce: tuple[str, ...] = ()
+    # Dump every role at once, then restore every role at once, each left stopped, and only
+    # then resume them in ``restore`` order: the order matters only for when each side runs
+    # again, so the migration takes about as long as its slowest role, not their sum.
+    overlap: bool = False
 
     def roles(self) -> set[str]:
         return set(self.dump) | set(self.restore) | set(self.freeze) | set(self.quiesce)
@@ -41,7 +45,8 @@ class Plan:
         if not extra:
             return self
         if len(extra) == len(roles):  # a plan for other roles: its order, by start order
-            return Plan(self.name, extra if self.freeze else (), extra, extra, self.description)
+            return Plan(self.name, extra if self.freeze else (), extra, extra, self.description,
+                        overlap=self.overlap)
         return Plan(
             self.name,
             freeze=(*self.freeze, *extra) if self.freeze else (),
@@ -49,6 +54,7 @@ class Plan:
             restore=(*self.restore, *extra),
             description=self.description,
             quiesce=self.quiesce,
+            overlap=self.overlap,
         )
 
     def check(self, roles: list[str]) -> None:
@@ -69,6 +75,16 @@ PLANS: dict[str, Plan] = {
             restore=("server", "client"),
             description="freeze server then client, server at rest; dump and restore server first",
             quiesce=("server",),
+        ),
+        Plan(
+            "server-first-overlapped",
+            freeze=("server", "client"),
+            dump=("server", "client"),
+            restore=("server", "client"),
+            description="freeze and quiesce as server-first; dump both at once, restore both "
+            "at once, left stopped; resume the server, then the client",
+            quiesce=("server",),
+            overlap=True,
         ),
         Plan(
             "client-first",

@@ -11,9 +11,11 @@ from __future__ import annotations
 import functools
 import os
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
-from harness import gpu
+from harness import gpu, lazy
 from harness.criu.backend import CriuBinary
 from harness.errors import UsageError
 
@@ -36,9 +38,17 @@ FEATURES: dict[str, str] = {
     "network_lock_nftables": "TCP network lock with nftables (--network-lock nftables)",
     "timens": "restoring clocks: CLOCK_MONOTONIC/BOOTTIME kept in a time namespace",
     "cuda": "GPU state: CRIU's CUDA plugin with NVIDIA's cuda-checkpoint, down to a trial",
+    "lazy-pages": "--transport lazy: a trial post-copy migration across a veth pair",
 }
 # Features the harness checks itself, not `criu check`: each names its first missing piece.
-OWN_PROBES = {"cuda": gpu.check}
+class _Found(Protocol):
+    @property
+    def available(self) -> bool: ...
+    @property
+    def detail(self) -> str: ...
+
+
+OWN_PROBES: dict[str, Callable[[str], _Found]] = {"cuda": gpu.check, "lazy-pages": lazy.check}
 CHECK_TIMEOUT_S = 60.0
 
 

@@ -16,6 +16,7 @@ import psutil
 from harness import reaping
 from harness.cgroup import RunCgroup
 from harness.errors import WorkloadError
+from harness.namespace import Namespaces
 from harness.proctree import is_stopped, session_members, tree_pids
 from harness.waiting import wait_for
 
@@ -38,6 +39,8 @@ class Workload:
     # The role's own cgroup (a child of the run's): whatever the workload forks, daemons and
     # new sessions included, is in it, and CRIU restores the tree into it.
     cgroup: RunCgroup | None = None
+    # Started as the init of namespaces of its own (harness.namespace), or plainly (None).
+    namespaces: Namespaces | None = None
     _popen: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     _create_time: float = field(default=0.0, repr=False)
     # The tree's other pids when last looked at (note_tree): a dump kills them all, and their
@@ -54,6 +57,13 @@ class Workload:
 
     def start(self) -> None:
         env = {**os.environ, **(self.env or {})}
+        if self.namespaces is not None:
+            self.pid = self.namespaces.start(
+                self.argv, self.stdout_path, self.stderr_path, self.cwd or self.run_dir, env,
+                self.cgroup.enter() if self.cgroup is not None else None,
+            )
+            self._remember()
+            return
         with self.stdout_path.open("ab") as out, self.stderr_path.open("ab") as err:
             try:
                 # A new session with no terminal: CRIU refuses tasks that share the caller's

@@ -93,7 +93,8 @@ def _ms(value: float | None) -> str:
 
 def line(result: ScenarioResult, width: int = 16) -> str:
     """One scenario on one line: outcome, lost, errors, downtime, CRIU's signature."""
-    name = result.name if result.plan in ("", "server-first") else f"{result.name}[{result.plan}]"
+    variant = result.variant.removeprefix("server-first/")  # the default plan goes unsaid
+    name = result.name if variant in ("", "server-first") else f"{result.name}[{variant}]"
     parts = [
         f"{name:<{width}}",
         f"{result.outcome:<8}",

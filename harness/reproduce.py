@@ -103,7 +103,9 @@ def options_from_call(
         return CriuOptions(images_dir=images_dir, log_file=log_file), []
     opts = CriuOptions.from_json(recorded)
     notes = [f"not repeated: inherit-fd {key} (fd {fd} of the run)" for key, fd in opts.inherit_fds]
-    return replace(opts, images_dir=images_dir, log_file=log_file, inherit_fds=()), notes
+    # The run's cgroup is gone with it: the retry's restore does not run in it.
+    return replace(opts, images_dir=images_dir, log_file=log_file, inherit_fds=(),
+                   cgroup=None), notes
 
 
 def _retry_log(images_dir: Path) -> str:

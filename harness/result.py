@@ -217,6 +217,10 @@ class ScenarioResult:
     outcome: Outcome = Outcome.ERROR
     backend: str = ""
     plan: str = ""
+    # How the workloads ran (harness.isolation) and how their pages travelled
+    # (harness.transport): "" in results written before either existed.
+    isolation: str = ""
+    transport: str = ""
     messages_lost: int = 0
     duplicates: int = 0
     out_of_order: int = 0
@@ -242,6 +246,14 @@ class ScenarioResult:
     @property
     def ok(self) -> bool:
         return self.outcome.as_expected
+
+    @property
+    def variant(self) -> str:
+        """The plan, and what else sets this result apart from another of its scenario and
+        backend: a transport other than local, an isolation other than none
+        ("server-first/lazy/ns"). Results written before either existed keep their plan."""
+        extra = [x for x in (self.transport, self.isolation) if x not in ("", "local", "none")]
+        return "/".join([self.plan, *extra])
 
     def median_downtime(self) -> float | None:
         """The median of the cycles' downtimes (ms), or the scenario's own without cycles."""
@@ -269,6 +281,8 @@ class ScenarioResult:
             outcome=read_enum(Outcome, f, "outcome"),
             backend=f.text("backend", ""),
             plan=f.text("plan", ""),
+            isolation=f.text("isolation", ""),
+            transport=f.text("transport", ""),
             **{key: f.integer(key, 0) for key in (
                 "messages_lost", "duplicates", "out_of_order", "timeouts", "client_errors",
                 "sent", "answered")},

@@ -4,14 +4,18 @@ orders them and owns what must end whatever happens: the workloads and the run d
 
 from __future__ import annotations
 
+import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from harness import preflight, selfcheck, startup
+from harness import transport as harness_transport
 from harness.criu import Backend
 from harness.cycle import Cycles
-from harness.errors import HarnessError
+from harness.errors import HarnessError, UsageError
 from harness.evidence import keep_or_remove
+from harness.isolation import Isolation, get_isolation, namespaces
 from harness.plan import Plan, get_plan
 from harness.process import Workload
 from harness.result import CycleResult, Keep, Outcome, ScenarioResult
@@ -36,6 +40,10 @@ class ScenarioRun:
         bundle_into: Path | None = None,
         fingerprint: bool = True,
         run_dir: RunDir | None = None,
+        isolation: Isolation | str | None = None,
+        transport: str = "local",
+        say: Callable[[str], None] | None = None,
+        safe_handover: bool = False,
     ) -> None:
         if keep not in tuple(Keep):
             raise HarnessError(f"keep must be one of {', '.join(Keep)}, not {keep!r}")
@@ -56,6 +64,25 @@ class ScenarioRun:
         # A caller may make the run directory first, to know its paths before the run (the
         # pytest fixture does); the run then owns it like one of its own.
         self.run_dir = run_dir
+        self.transport = harness_transport.check_transport(transport)
+        # The run's choice, else the scenario's, else the default (harness.isolation); lazy
+        # pages need a PID namespace (the dumped task lives on while the restore runs).
+        # A safe hand-over restores beside the stopped source: the same need.
+        self.safe_handover = safe_handover
+        chosen = isolation or scenario.isolation
+        if chosen is None and (self.transport == "lazy" or safe_handover):
+            chosen = Isolation.NS
+        self.isolation = get_isolation(chosen)
+        if self.transport == "lazy" and not self.isolation.namespaced:
+            raise UsageError(
+                "--transport lazy needs --isolation ns: the dumped task lives until its last "
+                "page is served, and a restore beside it would need its pids")
+        if safe_handover and not self.isolation.namespaced:
+            raise UsageError(
+                "--safe-handover needs --isolation ns: the copy is restored while the stopped "
+                "source still holds its pids")
+        # Where the harness says what it changed on the machine (fs.pipe-max-size for lazy).
+        self.say = say or (lambda line: print(f"criu-harness: {line}", file=sys.stderr))
 
     def run(self) -> ScenarioResult:
         result = ScenarioResult(
@@ -65,6 +92,8 @@ class ScenarioRun:
             plan=self.plan.name,
             mechanism=self.scenario.mechanism or None,
             criu_version=self.backend.criu.version(),
+            isolation=str(self.isolation),
+            transport=self.transport,
         )
         started = time.monotonic()
         run_dir = self.run_dir = self.run_dir or RunDir(self.scenario.name)
@@ -92,8 +121,10 @@ class ScenarioRun:
         return None
 
     def _execute(self, supervisor: Supervisor, run_dir: RunDir, result: ScenarioResult) -> None:
-        # A scenario needing a CRIU feature this kernel lacks cannot pass or fail here.
-        if missing := preflight.missing_features(self.scenario.features, self.backend.criu.path):
+        # A scenario needing a CRIU feature this kernel lacks cannot pass or fail here; lazy
+        # pages are gated by a trial migration (harness.preflight).
+        features = (*self.scenario.features, *(["lazy-pages"] if self.transport == "lazy" else []))
+        if missing := preflight.missing_features(features, self.backend.criu.path):
             result.outcome, result.reason = Outcome.SKIPPED, preflight.skip_reason(missing)
             return
 
@@ -101,14 +132,20 @@ class ScenarioRun:
             return self.scenario.render(text, run_dir.path)
 
         startup.build(self.scenario, render)
-        workloads = startup.start(self.scenario, supervisor, run_dir.path, render)
-        with self.scenario.verify.progress(render) as progress:
+        workloads = startup.start(self.scenario, supervisor, run_dir.path, render,
+                                  namespaces(self.isolation, run_dir.path))
+        with self.scenario.verify.progress(render) as progress, harness_transport.opened(
+            self.transport, self.backend.criu.path, run_dir.path, supervisor.cgroup,
+            self.backend.timeout, self.say,
+        ) as transport:
             startup.warm_up(self.scenario, progress, workloads)
             if (stop := self.before_migrations(workloads)) is not None:
                 result.outcome, result.reason = Outcome.SKIPPED, stop
                 return
             cycles = Cycles(self.scenario, self.backend, self.plan, self.expect, run_dir,
-                            workloads, progress, self.keep, self.fingerprint, self.iterations)
+                            workloads, progress, self.keep, self.fingerprint, self.iterations,
+                            isolation=self.isolation, transport=transport,
+                            safe_handover=self.safe_handover)
             for n in range(1, self.iterations + 1):
                 # Held by the result before it runs: an interrupt leaves it there, halfway.
                 cycle = CycleResult(n, Outcome.ERROR, reason="interrupted")

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from harness.errors import VerificationError, WorkloadError
+from harness.namespace import Namespaces
 from harness.process import Workload
 from harness.progress import Progress
 from harness.scenario import Scenario
@@ -35,9 +36,14 @@ def build(scenario: Scenario, render: Render) -> None:
 
 
 def start(
-    scenario: Scenario, supervisor: Supervisor, run_dir: Path, render: Render
+    scenario: Scenario,
+    supervisor: Supervisor,
+    run_dir: Path,
+    render: Render,
+    namespaces: Namespaces | None = None,
 ) -> dict[str, Workload]:
-    """Start every process in order, each ready before the next starts."""
+    """Start every process in order, each ready before the next starts; each the init of
+    namespaces of its own if namespaces says which (harness.isolation)."""
     for spec in scenario.processes:
         workload = supervisor.spawn(
             spec.role,
@@ -45,6 +51,7 @@ def start(
             run_dir,
             cwd=Path(render(spec.cwd)) if spec.cwd else None,
             env={k: render(v) for k, v in spec.env.items()},
+            namespaces=namespaces,
         )
         spec.ready.wait(workload, render)
     return supervisor.workloads

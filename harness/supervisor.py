@@ -15,6 +15,7 @@ from harness import cgroup, reaping
 from harness.cgroup import RunCgroup
 from harness.errors import WorkloadError
 from harness.keeper import Keeper
+from harness.namespace import Namespaces
 from harness.process import Terminated, Workload
 
 __all__ = ["Supervisor"]
@@ -85,12 +86,13 @@ class Supervisor:
         run_dir: Path,
         cwd: Path | None = None,
         env: Mapping[str, str] | None = None,
+        namespaces: Namespaces | None = None,
     ) -> Workload:
         if name in self.workloads:
             raise WorkloadError(f"two workloads named {name!r}")
         group = self.cgroup.child(name) if self.cgroup is not None else None
         workload = Workload(name=name, argv=list(argv), run_dir=run_dir, cwd=cwd, env=env,
-                            cgroup=group)
+                            cgroup=group, namespaces=namespaces)
         self.workloads[name] = workload  # before start: a failed start is still cleaned up
         workload.start()
         return workload

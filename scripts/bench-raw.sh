@@ -2,16 +2,24 @@
 # The freeze-first migration of an echo pair with nothing but the criu command line: the
 # baseline scripts/bench measures the harness against. It starts nothing itself.
 #
-#   scripts/bench-raw.sh SERVER_PID CLIENT_PID IMAGES_DIR [CRIU]
+#   scripts/bench-raw.sh [--overlap] SERVER_PID CLIENT_PID IMAGES_DIR [CRIU]
 #
 # SIGSTOP the server, then the client; dump the server, then the client (each into its own
 # directory under IMAGES_DIR); wait until both pids are free (whoever is their parent reaps
 # them); restore the server and SIGCONT it, then the client. The restored pids are written to
 # IMAGES_DIR/{server,client}/restore.pid. Same CRIU options as the harness's cli backend.
+#
+# --overlap: both dumps at once, then both restores at once (each left stopped, as it was
+# dumped), then SIGCONT the server, then the client (the harness's server-first-overlapped).
 set -euo pipefail
 
+overlap=false
+if [ "${1:-}" = --overlap ]; then
+    overlap=true
+    shift
+fi
 if [ $# -lt 3 ]; then
-    echo "usage: $0 SERVER_PID CLIENT_PID IMAGES_DIR [CRIU]" >&2
+    echo "usage: $0 [--overlap] SERVER_PID CLIENT_PID IMAGES_DIR [CRIU]" >&2
     exit 2
 fi
 server=$1 client=$2 images=$3 criu=${4:-criu}
@@ -37,6 +45,32 @@ stopped() {
 kill -STOP "$server"; stopped "$server"
 kill -STOP "$client"; stopped "$client"
 mkdir -p "$images/server" "$images/client"
+
+dump() {
+    "$criu" dump --images-dir "$images/$1" --log-file dump.log -v4 --tree "$2"
+}
+
+restore() {
+    "$criu" restore --images-dir "$images/$1" --log-file restore.log -v4 \
+        --restore-detached --pidfile restore.pid
+}
+
+if $overlap; then
+    dump server "$server" & s=$!
+    dump client "$client" & c=$!
+    wait "$s"
+    wait "$c"
+    gone "$server"
+    gone "$client"
+    restore server & s=$!
+    restore client & c=$!
+    wait "$s"
+    wait "$c"
+    kill -CONT "$(cat "$images/server/restore.pid")"
+    kill -CONT "$(cat "$images/client/restore.pid")"
+    exit 0
+fi
+
 "$criu" dump --images-dir "$images/server" --log-file dump.log -v4 --tree "$server"
 "$criu" dump --images-dir "$images/client" --log-file dump.log -v4 --tree "$client"
 gone "$server"

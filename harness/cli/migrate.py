@@ -8,13 +8,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from harness import artifacts, preflight, report, reproduce, rundir, scenario
+from harness import artifacts, parallel, preflight, report, reproduce, rundir, scenario
 from harness.cli import options
 from harness.criu import BACKENDS, get_backend
 from harness.errors import UsageError
 from harness.plan import PLANS
 from harness.report import RunReport
-from harness.result import Keep, Outcome
+from harness.result import Keep, Outcome, ScenarioResult
 from harness.runner import ScenarioRun
 
 __all__ = ["DEFAULT_SCENARIOS", "add"]
@@ -36,26 +36,38 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(report.header(run), flush=True)
     # Kept runs stay where they ran (replayable); the report gets a bundle of each.
     bundle_into = args.report.resolve() / "artifacts" if args.report else None
-    # One column for every name[plan], so the plans' lines line up side by side.
-    width = max(
-        [16, *(len(s.name) + (len(p) + 2 if p not in (None, "server-first") else 0)
-               for s in scenarios for p in plans)]
+    options = dict(
+        iterations=args.iterations,
+        keep=Keep.ALWAYS if args.keep else Keep.FAILED,
+        bundle_into=bundle_into,
+        isolation=args.isolation,
+        transport=args.transport,
+        safe_handover=args.safe_handover,
     )
+    say = _note
+    # Every run is set up (and so checked: a plan the scenario cannot take, lazy without a
+    # PID namespace) before the first starts.
+    runs = [ScenarioRun(s, backend, plan=plan, say=say, **options)
+            for s in scenarios for plan in plans]
+    # One column for every name[variant], so the lines line up side by side.
+    width = max([16, *(len(r.scenario.name) + len(_variant(r)) + 2 for r in runs)])
+
+    def show(result: ScenarioResult) -> None:
+        print(report.line(result, width), flush=True)
+        if (not result.ok or result.outcome is Outcome.SKIPPED) and result.reason:
+            print(f"    why: {result.reason}", flush=True)
+
     try:
-        for s in scenarios:
-            for plan in plans:
-                result = ScenarioRun(
-                    s,
-                    backend,
-                    plan=plan,
-                    iterations=args.iterations,
-                    keep=Keep.ALWAYS if args.keep else Keep.FAILED,
-                    bundle_into=bundle_into,
-                ).run()
+        if args.jobs > 1:
+            jobs = [parallel.Job(r.scenario, backend.name, args.criu_binary, args.criu_timeout,
+                                 args.criu_fault, {"plan": r.plan.name, "say": _note, **options})
+                    for r in runs]
+            run.scenarios += parallel.run_jobs(jobs, args.jobs, lambda _, result: show(result))
+        else:
+            for scenario_run in runs:
+                result = scenario_run.run()
                 run.scenarios.append(result)
-                print(report.line(result, width), flush=True)
-                if (not result.ok or result.outcome is Outcome.SKIPPED) and result.reason:
-                    print(f"    why: {result.reason}", flush=True)
+                show(result)
     finally:
         # An interrupted run keeps its directory too: this is where they stop piling up.
         rundir.prune(args.keep_max, lambda line: print(line, flush=True))
@@ -64,6 +76,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.report:
         print(f"results: {report.write(run, args.report)}")
     return 0 if run.ok else 1
+
+
+def _note(line: str) -> None:
+    print(f"note: {line}", flush=True)
+
+
+def _variant(run: ScenarioRun) -> str:
+    """What report.line shows in brackets after the scenario's name."""
+    probe = ScenarioResult(name="", expected="", plan=run.plan.name,
+                           transport=run.transport, isolation=str(run.isolation))
+    return probe.variant
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -118,6 +141,14 @@ def add(commands: Any) -> None:
     options.keep_max(run)
     options.criu_binary(run)
     options.criu_action(run)
+    options.isolation(run)
+    options.transport(run)
+    run.add_argument("--safe-handover", action="store_true",
+                     help="keep each source stopped (--leave-stopped) until its copy is restored "
+                          "and verified; on a failed restore kill the copies and resume the "
+                          "sources (implies --isolation ns)")
+    run.add_argument("-j", "--jobs", type=options.positive, default=1, metavar="N",
+                     help="run N scenarios at once, each in a process of its own (default 1)")
     run.set_defaults(func=cmd_run)
 
     lst = commands.add_parser("list", help="list the built-in scenarios")

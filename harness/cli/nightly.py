@@ -9,6 +9,7 @@ from typing import Any
 from harness import compare, matrix, rundir
 from harness.cli import options
 from harness.criu import BACKENDS
+from harness.transport import TRANSPORTS
 
 __all__ = ["add"]
 
@@ -28,6 +29,8 @@ def cmd_matrix(args: argparse.Namespace) -> int:
         shard=args.shard,
         faults=args.faults,
         only_faults=args.only_faults,
+        transports=args.transports,
+        jobs=args.jobs,
     )
     try:
         return 0 if night.run(lambda line: print(line, flush=True)).ok else 1
@@ -89,6 +92,12 @@ def add(commands: Any) -> None:
                           "harness/faults.py) x backend, each checked against what it must do")
     mtx.add_argument("--only-faults", action="store_true",
                      help="run the fault matrix alone (with --faults' codes, if given)")
+    mtx.add_argument("--transports", nargs="+", choices=TRANSPORTS, default=list(TRANSPORTS),
+                     metavar="TRANSPORT",
+                     help="local runs every plan; page-server and lazy run each scenario that "
+                          f"migrates, with --isolation ns (default: {' '.join(TRANSPORTS)})")
+    mtx.add_argument("-j", "--jobs", type=options.positive, default=1, metavar="N",
+                     help="run N results at once (default 1)")
     options.criu_binary(mtx)
     options.criu_action(mtx)
     mtx.set_defaults(func=cmd_matrix)

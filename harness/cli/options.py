@@ -11,9 +11,11 @@ from collections.abc import Callable
 from harness import rundir, shards
 from harness.criu import DEFAULT_TIMEOUT_S
 from harness.errors import UsageError
+from harness.isolation import DEFAULT_ISOLATION, Isolation
+from harness.transport import TRANSPORTS
 
-__all__ = ["count", "criu_action", "criu_binary", "fraction", "keep_max", "keep_max_default",
-           "positive", "seconds", "shard"]
+__all__ = ["count", "criu_action", "criu_binary", "fraction", "isolation", "keep_max",
+           "keep_max_default", "positive", "seconds", "shard", "transport"]
 
 
 def at_least(
@@ -82,3 +84,18 @@ def keep_max(parser: argparse.ArgumentParser) -> None:
                         help="kept run directories to leave in the temp directory; older ones "
                              f"are pruned (default: ${rundir.KEEP_MAX_ENV}, else "
                              f"{rundir.DEFAULT_KEEP_MAX})")
+
+
+def transport(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--transport", choices=TRANSPORTS, default="local",
+                        help="how the pages travel: local (image files), page-server (to a "
+                             "second host's criu page-server, across a veth pair), lazy "
+                             "(post-copy from the source; implies --isolation ns)")
+
+
+def isolation(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--isolation", choices=[str(i) for i in Isolation], default=None,
+                        help="none: host processes; ns: each workload the init of its own PID "
+                             "and mount namespaces (private /tmp); ns+net: and a network "
+                             "namespace (default: the scenario's, else "
+                             f"{DEFAULT_ISOLATION})")

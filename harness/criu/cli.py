@@ -18,7 +18,8 @@ class CliBackend(Backend):
     def _run(self, opts: CriuOptions, call: CriuCall) -> None:
         argv = call.options["argv"]
         with (opts.images_dir / f"{call.action}.out").open("wb") as out:
-            criu = CriuProcess(argv, out, opts, pass_fds=[fd for _, fd in opts.inherit_fds])
+            criu = CriuProcess(argv, out, opts, pass_fds=opts.pass_fds(),
+                               cgroup=opts.cgroup if call.action == "restore" else None)
             rc = criu.wait()
         if criu.timed_out:
             raise self._failure(call, timed_out=criu.timeout)

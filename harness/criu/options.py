@@ -16,6 +16,8 @@ from harness.fields import JsonObject
 
 Action = Literal["dump", "restore"]
 NETWORK_LOCKS = ("iptables", "nftables", "skip")
+# --manage-cgroups modes, by their criu_cg_mode value in rpc.proto.
+CGROUP_MODES = {"ignore": 0, "none": 1, "props": 2, "soft": 3, "full": 4, "strict": 5}
 
 
 @dataclass(frozen=True)
@@ -43,12 +45,31 @@ class CriuOptions:
     # Where CRIU loads its plugins from (--libdir), e.g. the CUDA plugin; None: CRIU's own
     # default, which the harness never relies on (it may not exist, or hold other plugins).
     plugin_dir: Path | None = None
+    # A workload in namespaces of its own (harness.isolation): the root its mount namespace is
+    # restored onto (--root), and the mounts CRIU must take as given (--external mnt[...]).
+    root: Path | None = None
+    external: tuple[str, ...] = ()
+    # Pages sent over a connection the harness made (harness.transport): a connected socket
+    # for --ps-socket (with --page-server on a dump, --lazy-pages for post-copy), and where
+    # CRIU says it is ready (--status-fd: a lazy dump serves pages long after it is done).
+    ps_socket: int | None = None
+    lazy_pages: bool = False
+    status_fd: int | None = None
+    # The cgroup the restored tree is to live in (the role's: harness.cgroup): the restoring
+    # CRIU runs inside it, so the tree it forks is born there. With manage_cgroups "ignore"
+    # CRIU leaves cgroups alone (no cgroup yard mounted and unmounted on every restore: tens of
+    # ms per cycle here).
+    cgroup: Path | None = None
+    manage_cgroups: str | None = None  # --manage-cgroups=MODE (None: CRIU's default)
 
     def __post_init__(self) -> None:
         if self.network_lock is not None and self.network_lock not in NETWORK_LOCKS:
             raise UsageError(
                 f"network_lock must be one of {', '.join(NETWORK_LOCKS)}, not {self.network_lock!r}"
             )
+        if self.manage_cgroups is not None and self.manage_cgroups not in CGROUP_MODES:
+            raise UsageError(f"manage_cgroups must be one of {', '.join(CGROUP_MODES)}, "
+                             f"not {self.manage_cgroups!r}")
         if "/" in self.log_file:
             raise UsageError(f"log_file must be a bare file name, not {self.log_file!r}")
 
@@ -63,6 +84,9 @@ class CriuOptions:
         data["inherit_fds"] = [list(pair) for pair in self.inherit_fds]
         data["extra_args"] = list(self.extra_args)
         data["plugin_dir"] = str(self.plugin_dir) if self.plugin_dir is not None else None
+        data["root"] = str(self.root) if self.root is not None else None
+        data["external"] = list(self.external)
+        data["cgroup"] = str(self.cgroup) if self.cgroup is not None else None
         return data
 
     @classmethod
@@ -72,9 +96,16 @@ class CriuOptions:
         values["images_dir"] = Path(values["images_dir"])
         values["inherit_fds"] = tuple((str(k), int(fd)) for k, fd in values.get("inherit_fds", ()))
         values["extra_args"] = tuple(values.get("extra_args", ()))
-        if values.get("plugin_dir") is not None:
-            values["plugin_dir"] = Path(values["plugin_dir"])
+        for key in ("plugin_dir", "root", "cgroup"):
+            if values.get(key) is not None:
+                values[key] = Path(values[key])
+        values["external"] = tuple(values.get("external", ()))
         return cls(**values)
+
+    def pass_fds(self) -> list[int]:
+        """The harness's file descriptors CRIU must inherit for these options."""
+        fds = [fd for _, fd in self.inherit_fds]
+        return fds + [fd for fd in (self.ps_socket, self.status_fd) if fd is not None]
 
 
 PIDFILE = "restore.pid"
@@ -106,6 +137,20 @@ def cli_args(action: Action, opts: CriuOptions, pid: int | None = None) -> list[
         args += ["--inherit-fd", f"fd[{fd}]:{key}"]
     if opts.plugin_dir is not None:
         args += ["--libdir", str(opts.plugin_dir)]
+    if opts.root is not None:
+        args += ["--root", str(opts.root)]
+    for ext in opts.external:
+        args += ["--external", ext]
+    if opts.lazy_pages:
+        args.append("--lazy-pages")
+    if opts.ps_socket is not None:
+        # A plain dump sends its pages to a page server; a lazy one serves them itself.
+        args += [] if opts.lazy_pages else ["--page-server"]
+        args += ["--ps-socket", str(opts.ps_socket)]
+    if opts.status_fd is not None:
+        args += ["--status-fd", str(opts.status_fd)]
+    if opts.manage_cgroups is not None:
+        args.append(f"--manage-cgroups={opts.manage_cgroups}")  # an optional argument: one word
     return args + list(opts.extra_args)
 
 
@@ -127,6 +172,15 @@ def rpc_fields(action: Action, opts: CriuOptions, pid: int | None = None) -> Jso
     if opts.network_lock:
         # Enum values of criu_network_lock_method in rpc.proto.
         fields["network_lock"] = {"iptables": 1, "nftables": 2, "skip": 3}[opts.network_lock]
+    if opts.root is not None:
+        fields["root"] = str(opts.root)
+    if opts.lazy_pages:
+        fields["lazy_pages"] = True
+    if opts.status_fd is not None:
+        # CRIU reopens it through /proc/<caller>/fd: the harness's own descriptor.
+        fields["status_fd"] = opts.status_fd
+    if opts.manage_cgroups is not None:
+        fields["manage_cgroups_mode"] = CGROUP_MODES[opts.manage_cgroups]
     if rpc_config_args(opts):
         # RPC has no field for arbitrary options, but it reads a CRIU configuration file.
         fields["config_file"] = str(opts.images_dir / RPC_CONFIG)
@@ -137,10 +191,12 @@ RPC_CONFIG = "rpc-extra.conf"
 
 
 def rpc_config_args(opts: CriuOptions) -> tuple[str, ...]:
-    """The options RPC can only take from the configuration file: extra_args, and the plugin
-    directory (rpc.proto has no libdir field)."""
+    """The options RPC can only take from the configuration file: extra_args, the plugin
+    directory (rpc.proto has no libdir field), and the page-server socket of a lazy dump
+    (CRIU ignores the request's page-server fd when lazy_pages is set)."""
     libdir = ("--libdir", str(opts.plugin_dir)) if opts.plugin_dir is not None else ()
-    return (*libdir, *opts.extra_args)
+    lazy = ("--ps-socket", str(opts.ps_socket)) if opts.lazy_pages and opts.ps_socket else ()
+    return (*libdir, *lazy, *opts.extra_args)
 
 
 def config_lines(args: tuple[str, ...]) -> list[str]:

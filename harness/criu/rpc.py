@@ -39,6 +39,12 @@ def rpc_config(extra_args: tuple[str, ...]) -> str:
         raise UsageError(f"criu extra_args: {exc}") from None
 
 
+def _ps_fd(opts: CriuOptions) -> bool:
+    """Whether the request carries the page-server socket (a lazy dump takes it from the
+    configuration file instead: see rpc_config_args)."""
+    return opts.ps_socket is not None and not opts.lazy_pages
+
+
 class RpcBackend(Backend):
     name = "rpc"
 
@@ -56,6 +62,8 @@ class RpcBackend(Backend):
             "images_dir": str(opts.images_dir),
             **rpc_fields(action, opts, pid),
             **({"inherit_fd": [list(p) for p in opts.inherit_fds]} if opts.inherit_fds else {}),
+            **({"external": list(opts.external)} if opts.external else {}),
+            **({"ps": {"fd": opts.ps_socket}} if _ps_fd(opts) else {}),
             **env_record(opts),
         }
 
@@ -67,7 +75,7 @@ class RpcBackend(Backend):
         if config := rpc_config_args(opts):
             (opts.images_dir / RPC_CONFIG).write_text(rpc_config(config))
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        inherit = [fd for _, fd in opts.inherit_fds]
+        inherit = opts.pass_fds()
         dirfd = os.open(opts.images_dir, os.O_RDONLY | os.O_DIRECTORY)
         try:
             with (opts.images_dir / f"{call.action}.out").open("wb") as out:
@@ -76,6 +84,7 @@ class RpcBackend(Backend):
                     out,
                     opts,
                     pass_fds=[theirs.fileno(), *inherit],
+                    cgroup=opts.cgroup if call.action == "restore" else None,
                 )
             theirs.close()
             errno = None
@@ -91,6 +100,9 @@ class RpcBackend(Backend):
                         setattr(c.opts, name, value)
                     for key, fd in opts.inherit_fds:
                         c.opts.inherit_fd.add(key=key, fd=fd)
+                    c.opts.external.extend(opts.external)
+                    if _ps_fd(opts):
+                        c.opts.ps.fd = opts.ps_socket
                     resp = c.dump() if call.action == "dump" else c.restore()
             except pycriu.CRIUExceptionExternal as exc:
                 errno = exc.errno

@@ -71,7 +71,8 @@ class ScenarioItem(pytest.Item):
     def runtest(self) -> None:
         settings = self.config.stash[SETTINGS]
         backend = require_criu(settings)
-        result = ScenarioRun(self.scenario, backend, keep=settings.keep).run()
+        result = ScenarioRun(self.scenario, backend, keep=settings.keep,
+                             isolation=settings.isolation).run()
         self.stash[RESULT] = result
         record_properties(self.user_properties, result)
         if result.outcome is Outcome.SKIPPED:  # it needs a CRIU feature this machine lacks

@@ -234,6 +234,9 @@ class MigrationFixture:
         allowed_differences: Sequence[str] = (),
         criu: Mapping[str, Any] | CriuSpec | None = None,
         features: Sequence[str] = (),
+        isolation: str | None = None,
+        transport: str = "local",
+        safe_handover: bool = False,
         check: bool = True,
     ) -> ScenarioResult:
         """Start the processes, migrate them ``iterations`` times by ``plan`` (server-first by
@@ -243,7 +246,10 @@ class MigrationFixture:
         differences, as fnmatch patterns on "FIELD: BEFORE -> AFTER", that are reported but do
         not fail. ``criu`` takes what a scenario's ``[criu]`` table takes, ``{"dump":
         {"ext_unix_sk": True}}`` say; ``features`` what a scenario's ``features`` takes (``["cuda"]``): the
-        test is skipped, naming the missing piece, where one is missing. With ``check`` (the
+        test is skipped, naming the missing piece, where one is missing. ``isolation``
+        ("none", "ns", "ns+net") overrides ``--criu-isolation``; ``transport`` ("local",
+        "page-server", "lazy") and ``safe_handover`` are the command line's ``--transport``
+        and ``--safe-handover``. With ``check`` (the
         default) a migration that does not end as expected fails the test; with
         ``check=False`` the result is returned for the test to judge.
         """
@@ -256,7 +262,8 @@ class MigrationFixture:
         )
         # keep="always": the fixture decides at teardown, by the test's own outcome.
         run = ScenarioRun(scenario, self.backend, iterations=iterations, keep="always",
-                          run_dir=self._rundir)
+                          run_dir=self._rundir, isolation=isolation or self.settings.isolation,
+                          transport=transport, safe_handover=safe_handover)
         self.result = result = run.run()
         record_properties(self._properties, result)
         if result.outcome is Outcome.SKIPPED:

@@ -10,6 +10,7 @@ import pytest
 
 from harness.criu import BACKENDS, Backend, get_backend
 from harness.errors import HarnessError
+from harness.isolation import Isolation
 from harness.result import Keep, ScenarioResult
 
 if TYPE_CHECKING:
@@ -37,6 +38,7 @@ class CriuSettings:
     backend: str = "rpc"
     binary: str | None = None
     keep: str = "failed"
+    isolation: str | None = None  # None: each scenario's own, else the default
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -48,6 +50,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--keep-artifacts", choices=[str(k) for k in Keep], default="failed",
                     help="keep run directories (images, CRIU logs, process output): "
                          "always, failed (default) or never")
+    group.addoption("--criu-isolation", choices=[str(i) for i in Isolation], default=None,
+                    help="run every workload isolated so: none, ns (its own PID and mount "
+                         "namespaces) or ns+net (default: each scenario's own)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -55,6 +60,7 @@ def pytest_configure(config: pytest.Config) -> None:
         backend=config.getoption("criu_backend"),
         binary=config.getoption("criu_binary"),
         keep=config.getoption("keep_artifacts"),
+        isolation=config.getoption("criu_isolation"),
     )
     config.addinivalue_line(
         "markers", "criu: needs a working CRIU and root (fails instead of skipping under CI=true)"

@@ -13,6 +13,7 @@ from typing import Any
 
 from harness import readiness
 from harness.errors import UsageError
+from harness.isolation import Isolation
 from harness.plan import DEFAULT_PLAN, PLANS
 from harness.problems import Keys
 from harness.scenario import expectations
@@ -41,6 +42,7 @@ class ScenarioError(UsageError):
 _TOP = {
     "name": str, "description": str, "plan": str, "features": list, "process": list,
     "build": list, "criu": dict, "expect": dict, "verify": dict, "mechanism": str,
+    "isolation": str,
 }
 _PROCESS = {"role": str, "argv": list, "cwd": str, "env": dict, "ready": dict}
 _BUILD = {"sources": list, "output": str, "flags": list}
@@ -100,6 +102,9 @@ def _scenario(check: Checker, path: Path, data: dict[str, Any]) -> Scenario | No
     verify = _verify(check, top.get("verify", {}))
     criu = _criu(check, top.get("criu", {}))
     features = tuple(check.strings(top.get("features", []), ("features",), nonempty=False))
+    isolation = top.get("isolation")
+    if isolation is not None and isolation not in tuple(Isolation):
+        check.add(("isolation",), f"must be one of {', '.join(Isolation)}, not {isolation!r}")
     if check.problems or expect is None or verify is None:
         return None
     return Scenario(
@@ -117,6 +122,7 @@ def _scenario(check: Checker, path: Path, data: dict[str, Any]) -> Scenario | No
         mechanism=top.get("mechanism", ""),
         criu_expect=expects.per_criu,
         alternative=expects.alternative,
+        isolation=isolation,
     )
 
 

@@ -238,6 +238,8 @@ class Scenario:
     # [expect] says it fails, or fails where it says it succeeds): CRIU is not always
     # deterministic (scenarios/atlas/scm-rights.toml).
     alternative: Expectation | None = None
+    # "none", "ns" or "ns+net" (harness.isolation); None: the run's choice, else the default.
+    isolation: str | None = None
 
     @property
     def roles(self) -> list[str]:

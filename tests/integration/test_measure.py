@@ -52,9 +52,10 @@ def test_plan_all_meets_each_plans_expectations(
     assert status == 0, out
     data = json.loads((tmp_path / "results.json").read_text())
     by_plan = {s["plan"]: s for s in data["scenarios"]}
-    assert set(by_plan) == {"server-first", "client-first", "server-running", "no-freeze"}
+    assert set(by_plan) == {"server-first", "server-first-overlapped", "client-first",
+                            "server-running", "no-freeze"}
     assert all(s["outcome"] == "passed" for s in by_plan.values()), out
-    for lossless in ("server-first", "server-running"):
+    for lossless in ("server-first", "server-first-overlapped", "server-running"):
         assert by_plan[lossless]["messages_lost"] == 0
         assert by_plan[lossless]["client_errors"] == 0
     # The client restored first sends into the void until the server is back.
@@ -64,7 +65,7 @@ def test_plan_all_meets_each_plans_expectations(
     assert 1 <= by_plan["no-freeze"]["messages_lost"] <= 2
     assert by_plan["no-freeze"]["client_errors"] <= 1
     lines = [line for line in out.splitlines() if line.startswith("dgram-echo")]
-    assert len(lines) == 4
+    assert len(lines) == 5
     # Side by side: the columns line up whatever the plan's name.
     assert len({line.index(" lost ") for line in lines}) == 1
 

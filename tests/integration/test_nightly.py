@@ -23,7 +23,7 @@ def night(out: Path) -> subprocess.CompletedProcess[str]:
     # A huge threshold: this checks the plumbing, and two one-cycle runs a second apart can
     # differ by more than 20% in downtime on a busy machine.
     argv = [sys.executable, "-m", "harness.cli", "matrix", "--scenarios", *SCENARIOS,
-            "--out", str(out), "--threshold", "100"]
+            "--out", str(out), "--threshold", "100", "--transports", "local"]
     return subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
 
 
@@ -94,3 +94,24 @@ def test_a_regression_against_the_previous_night_exits_1(tmp_path: Path) -> None
             " -> \"unix: Can't dump half of stream unix connection") in proc.stdout
     [night_dir] = dated_dirs(out)
     assert "signature changed" in (night_dir / "report.html").read_text()
+
+
+def test_the_transport_axis_in_parallel(tmp_path: Path) -> None:
+    """dgram-echo under each transport (page-server and lazy with --isolation ns), two
+    results at a time: each its own key, carrying its transport and isolation."""
+    out = tmp_path / "nightly"
+    argv = [sys.executable, "-m", "harness.cli", "matrix", "--scenarios", "dgram-echo",
+            "--backends", "cli", "--out", str(out), "-j", "2"]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    [night_dir] = dated_dirs(out)
+    results = json.loads((night_dir / "results.json").read_text())["scenarios"]
+    got = {(s["plan"], s["transport"], s["isolation"]): s["outcome"] for s in results}
+    local = {(p, "local", "none") for p in ("server-first", "server-first-overlapped",
+                                           "client-first", "no-freeze")}
+    assert set(got) == local | {("server-first", "page-server", "ns"),
+                                ("server-first", "lazy", "ns")}
+    assert set(got.values()) == {"passed"}, got
+    history = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
+    assert {"dgram-echo/cli/server-first/page-server/ns",
+            "dgram-echo/cli/server-first/lazy/ns"} <= set(history[0]["downtime_ms"])

@@ -145,6 +145,43 @@ def test_python_pair_twice(migration):
 
 
 @pytest.mark.criu
+def test_the_fixture_isolates_by_option_and_by_argument(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(PAIR + """
+
+def test_by_option(migration, criu_settings):
+    assert criu_settings.isolation == "ns"
+    echo_pair(migration, "dgram")
+    result = migration.run()
+    assert result.outcome == "passed" and result.isolation == "ns"
+
+
+def test_by_argument(migration):
+    echo_pair(migration, "dgram")
+    result = migration.run(isolation="none")
+    assert result.outcome == "passed" and result.isolation == "none"
+""")
+    result = pytester.runpytest_subprocess("--criu-isolation=ns", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)
+
+
+@pytest.mark.criu
+def test_the_fixture_and_scenario_files_under_xdist(pytester: pytest.Pytester) -> None:
+    pytest.importorskip("xdist")
+    pytester.makepyfile(PAIR + """
+
+@pytest.mark.parametrize("n", range(3))
+def test_pairs_side_by_side(migration, n):
+    echo_pair(migration, "dgram")
+    result = migration.run(isolation="ns")
+    assert result.outcome == "passed"
+""")
+    (pytester.path / "dgram-echo.toml").write_text((SCENARIOS / "dgram-echo.toml").read_text())
+    result = pytester.runpytest_subprocess("-n", "2", "-p", "no:cacheprovider")
+    # Three fixture tests and the scenario file, in two worker processes.
+    result.assert_outcomes(passed=4)
+
+
+@pytest.mark.criu
 def test_criu_xfail_is_strict(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(PAIR + """
 HALF = "Can't dump half of stream unix connection"

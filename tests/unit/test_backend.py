@@ -86,6 +86,16 @@ def test_a_criu_in_time_is_left_alone(tmp_path: Path) -> None:
         assert criu.wait() == 0 and not criu.timed_out
 
 
+def test_a_criu_that_ends_is_seen_ended_at_once(tmp_path: Path) -> None:
+    # Popen.wait(timeout) polls with sleeps growing to 50 ms: a 70 ms CRIU would be seen done
+    # after 113 ms. The blocking wait (the watchdog keeps the deadline) sees it at once.
+    with (tmp_path / "out").open("wb") as out:
+        started = time.monotonic()
+        criu = CriuProcess(["sleep", "0.07"], out, CriuOptions(tmp_path, timeout=10))
+        assert criu.wait() == 0
+    assert time.monotonic() - started < 0.11
+
+
 def test_criu_gets_a_fault_only_when_asked(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("CRIU_FAULT", "3")  # inherited: no call record would show it
     assert "CRIU_FAULT" not in criu_env(CriuOptions(tmp_path))

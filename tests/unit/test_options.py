@@ -87,6 +87,8 @@ def test_options_survive_json() -> None:
     )
     data = json.loads(json.dumps(opts.to_json()))
     assert CriuOptions.from_json(data) == opts
+    with pytest.raises(UsageError, match="manage_cgroups"):
+        CriuOptions(IMAGES, manage_cgroups="some")
 
 
 def test_plugin_dir_cli_and_rpc_config() -> None:
@@ -108,3 +110,40 @@ def test_plugin_dir_survives_json() -> None:
     # Calls recorded before the option existed read back without it.
     del data["plugin_dir"]
     assert CriuOptions.from_json(data).plugin_dir is None
+
+
+def test_mounts_and_root_both_backends() -> None:
+    opts = CriuOptions(IMAGES, root=Path("/"), external=("mnt[dev]:/dev", "mnt[tmp]:/x/tmp"))
+    args = cli_args("restore", opts)
+    assert args[args.index("--root") + 1] == "/"
+    assert args.count("--external") == 2 and "mnt[tmp]:/x/tmp" in args
+    assert rpc_fields("restore", opts)["root"] == "/"
+    data = json.loads(json.dumps(opts.to_json()))
+    assert CriuOptions.from_json(data) == opts
+
+
+def test_page_server_socket_both_backends() -> None:
+    sent = CriuOptions(IMAGES, ps_socket=9)
+    args = cli_args("dump", sent, pid=1)
+    assert args[args.index("--ps-socket") + 1] == "9" and "--page-server" in args
+    assert "config_file" not in rpc_fields("dump", sent, pid=1)  # the request's ps.fd
+    assert sent.pass_fds() == [9]
+    lazy = CriuOptions(IMAGES, ps_socket=9, lazy_pages=True, status_fd=11)
+    args = cli_args("dump", lazy, pid=1)
+    assert "--lazy-pages" in args and "--page-server" not in args
+    assert args[args.index("--status-fd") + 1] == "11"
+    fields = rpc_fields("dump", lazy, pid=1)
+    assert fields["lazy_pages"] is True and fields["status_fd"] == 11
+    # CRIU ignores a lazy dump's ps.fd in the request: the socket goes through the config file.
+    assert config_lines(rpc_config_args(lazy)) == ["ps-socket 9"]
+    assert sorted(lazy.pass_fds()) == [9, 11]
+
+
+def test_a_restore_into_a_cgroup_leaves_cgroups_to_the_harness() -> None:
+    opts = CriuOptions(IMAGES, cgroup=Path("/sys/fs/cgroup/unified/criu-harness/1.run/server"),
+                       manage_cgroups="ignore")
+    # One word: CRIU's --manage-cgroups takes its argument only after "=".
+    assert "--manage-cgroups=ignore" in cli_args("restore", opts)
+    assert rpc_fields("restore", opts)["manage_cgroups_mode"] == 0
+    data = json.loads(json.dumps(opts.to_json()))
+    assert CriuOptions.from_json(data) == opts

@@ -33,3 +33,12 @@ def test_server_running_freezes_only_the_client() -> None:
     assert plan.freeze == ("client", "extra")
     assert plan.quiesce == ("server",)
     assert plan.dump == plan.restore == ("server", "client", "extra")
+
+
+def test_the_overlapped_plan_keeps_server_firsts_order_and_overlaps() -> None:
+    seq, over = get_plan("server-first"), get_plan("server-first-overlapped")
+    assert over.overlap and not seq.overlap
+    assert (over.freeze, over.quiesce, over.dump, over.restore) == (
+        seq.freeze, seq.quiesce, seq.dump, seq.restore)
+    assert over.for_roles(["server", "client", "extra"]).overlap
+    assert get_plan("server-first-overlapped").for_roles(["tree"]).overlap

@@ -53,3 +53,13 @@ def test_ci_reaches_the_same_script_through_make() -> None:
     assert "setup" in deps
     _, recipe = make_target("setup")
     assert any(line.startswith("scripts/install-criu") for line in recipe)
+
+
+def test_two_machine_mode_defines_src_and_dst_on_a_private_network() -> None:
+    text = (ROOT / "Vagrantfile").read_text()
+    machines = dict(re.findall(r'"(src|dst)" => "(192\.168\.56\.\d+)"', text))
+    assert machines == {"src": "192.168.56.10", "dst": "192.168.56.11"}
+    assert 'ENV["CRIU_HARNESS_VMS"] == "2"' in text
+    assert 'machine.vm.network "private_network", ip: address' in text
+    # Outside the two-machine mode the single VM is as it was: one provisioner for all.
+    assert len(re.findall(r'config\.vm\.provision\s+"shell"', text)) == 1
