@@ -17,9 +17,9 @@ from harness import isolation, reproduce, scenario
 from harness.criu import CriuOptions, get_backend
 from harness.errors import CriuError
 from harness.isolation import Isolation
-from harness.process import Supervisor
 from harness.rundir import RunDir
 from harness.runner import ScenarioRun
+from harness.supervisor import Supervisor
 from harness.waiting import wait_for
 
 pytestmark = pytest.mark.criu

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 
 from harness import faults, faulttable
+from harness.difference import Difference
 from harness.errors import CriuError, UsageError
 from harness.faultrun import check
 from harness.faults import CASES, Effect, FaultCase
 from harness.fields import Fields
-from harness.difference import Difference
 from harness.report import RunReport
 from harness.result import CycleResult, InjectedFault, Outcome, ScenarioResult, Step
 from harness.scenario import Expectation
