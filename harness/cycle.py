@@ -183,8 +183,9 @@ class Cycles:
                 record.handed_back) else ""
             cycle.reason = f"criu {record.failed_step} failed: {err}{wanted}{handed}"
             return
-        if record.failed_step is Step.RESTORE:
+        if record.failed_step is Step.RESTORE and not record.handed_back:
             # Nothing to roll back to: the images are all there is, and they do not restore.
+            # (A safe hand-over resumed the sources instead: they must go on, as below.)
             # What CRIU made of them before it gave up must be gone: CRIU kills it.
             role = next(p.role for p in reversed(record.phases) if p.step is Step.RESTORE)
             if left := self.workloads[role].members():
