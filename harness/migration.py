@@ -84,6 +84,8 @@ class Migration:
         # (harness.handover); the dumped trees kept so, by role.
         self.safe_handover = safe_handover
         self._sources: dict[str, list[int]] = {}
+        # The roles restored elsewhere: a held source of any other one was given back.
+        self._restored: set[str] = set()
         # Right before a role's dump (after freeze and quiesce) and right after its restore,
         # before the SIGCONT: if the plan freezes the role, both see it stopped, comparably.
         self.before_dump = before_dump
@@ -135,17 +137,20 @@ class Migration:
                     break
                 self._look_after(record, role, workloads[role])
                 self._resume(record, role, workloads[role])
-        self._finish(record)
+        self._finish(record, workloads)
         record.finished = time.time()
         return record
 
-    def _finish(self, record: MigrationRecord) -> None:
+    def _finish(self, record: MigrationRecord, workloads: dict[str, Workload]) -> None:
         """Wait for the transport to be done (lazy: every page served), then collect the
-        dumped trees it held."""
+        dumped trees it held; a held source that was never restored elsewhere runs again."""
         failures = self.transport.finish()
         if failures and record.error is None:
             record.error, record.failed_step = failures[0], Step.RESTORE
         for role, pids in self._held.items():
+            if role not in self._restored:
+                workloads[role].thaw()  # its dump was given up: the source is the workload
+                continue
             with _phase(record, Step.REAP, role):
                 reaping.reap(pids, timeout=10.0)
         self._held.clear()
@@ -185,6 +190,7 @@ class Migration:
                                           record.calls)
             assert call.restored_pid is not None
             workload.adopt(call.restored_pid)
+            self._restored.add(role)
 
     @staticmethod
     def _resume(record: MigrationRecord, role: str, workload: Workload) -> None:
@@ -231,7 +237,8 @@ class Migration:
         verify each copy, then kill the sources and resume the copies in the plan's order; if
         anything fails, kill the copies and resume the sources (harness.handover)."""
         roles = self.plan.restore
-        sources = {role: self._sources.get(role) or self._held.get(role, []) for role in roles}
+        # (Not with a transport that holds the source: lazy's ends with its transfer.)
+        sources = {role: self._sources.get(role, []) for role in roles}
         parked = handover.park(pid for pids in sources.values() for pid in pids)
         restored: dict[str, int] = {}
 
@@ -273,6 +280,7 @@ class Migration:
                 with _phase(record, Step.REAP, role):
                     handover.kill(self._sources.pop(role))
             workloads[role].adopt(restored[role])
+            self._restored.add(role)
         for role in roles:
             self._resume(record, role, workloads[role])
 
@@ -288,10 +296,6 @@ class Migration:
         cgroup), give the sources their socket names back and let them run."""
         for role in self.plan.restore:
             with _phase(record, Step.ROLLBACK, role) as phase:
-                if self.transport.holds_source:
-                    # Its dump stops serving and fails: CRIU leaves the source as it was.
-                    self.transport.abort(self.options_for(role, "dump").images_dir)
-                    self._held.pop(role, None)
                 keep = set(sources[role])
                 copies = set(tree_pids(restored[role])) if role in restored else set()
                 copies |= {pid for pid in workloads[role].members() if pid not in keep}

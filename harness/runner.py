@@ -77,6 +77,11 @@ class ScenarioRun:
             raise UsageError(
                 "--transport lazy needs --isolation ns: the dumped task lives until its last "
                 "page is served, and a restore beside it would need its pids")
+        if safe_handover and self.transport == "lazy":
+            raise UsageError(
+                "--safe-handover cannot keep a lazy dump's source: the dump ends, and CRIU "
+                "kills the source, as soon as the lazy-pages daemon is done, and the dying "
+                "tasks of a failed restore get it done")
         if safe_handover and not self.isolation.namespaced:
             raise UsageError(
                 "--safe-handover needs --isolation ns: the copy is restored while the stopped "

@@ -392,6 +392,12 @@ class Lazy(Transport):
     def finish(self) -> list[CriuError]:
         failures: list[CriuError] = []
         for images_dir, held in list(self._held.items()):
+            if held.daemon is None:
+                # Never restored (an earlier restore failed): its dump is given up, and CRIU
+                # leaves the source task where it was, instead of serving nobody until the
+                # deadline.
+                self.abort(images_dir)
+                continue
             held.thread.join(timeout=self.sides.timeout)
             if held.daemon is not None and held.daemon.wait() != 0:
                 failures.append(self.sides.failure("lazy-pages", held.dst, held.daemon, "failed"))
