@@ -111,6 +111,17 @@ def faults_selected(codes: Sequence[int] | None) -> list[FaultCase]:
     return faults.select(list(codes) if codes else None)
 
 
+def _scenarios(
+    names: Sequence[str], only_faults: bool
+) -> tuple[list[scenario.Scenario], list[tuple[str, str]]]:
+    """The night's scenarios (none for the fault matrix alone), and those that do not load."""
+    if only_faults:
+        return [], []
+    if names:
+        return [scenario.find(n) for n in names], []
+    return _load_builtins()
+
+
 def _load_builtins() -> tuple[list[scenario.Scenario], list[tuple[str, str]]]:
     """Every built-in scenario that loads, and (name, problems) for each one that does not: a
     broken scenario file is a result of the night, not a reason to skip the night."""
@@ -157,13 +168,7 @@ class Night:
         self.backends: dict[str, Backend] = {
             b: get_backend(b, criu_binary, criu_timeout, criu_fault) for b in backends
         }
-        self.broken: list[tuple[str, str]] = []
-        if only_faults:
-            self.scenarios: list[scenario.Scenario] = []
-        elif names:
-            self.scenarios = [scenario.find(n) for n in names]
-        else:
-            self.scenarios, self.broken = _load_builtins()
+        self.scenarios, self.broken = _scenarios(names, only_faults)
         # The fault matrix (harness.faults): each case's scenario, loaded now like the others.
         self.faults = [(case, case.variant(case.load())) for case in
                        (faults_selected(faults) if faults is not None or only_faults else [])]

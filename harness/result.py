@@ -15,7 +15,7 @@ from harness.criu.backend import CriuCall
 from harness.difference import Difference
 from harness.fields import FieldError, Fields, JsonObject, load_json
 from harness.outcome import Keep, Outcome, Step, read_enum
-from harness.stats import CriuStats
+from harness.stats import RoleStats
 
 __all__ = [
     "CycleResult",
@@ -54,28 +54,6 @@ class Phase:
     def from_json(cls, f: Fields) -> Phase:
         return cls(read_enum(Step, f, "step"), f.text("role"), f.number("started"),
                    f.number("finished"), f.boolean("ok", True))
-
-
-@dataclass
-class RoleStats:
-    """One role's migration as measured: CRIU's statistics (or why they could not be read),
-    the image size on disk, and the harness's own time per step (``dump_ms``, ...)."""
-
-    criu: CriuStats | None = None
-    criu_error: str | None = None
-    image_bytes: int = 0
-    harness: dict[str, float] = field(default_factory=dict)
-
-    def to_json(self) -> JsonObject:
-        criu = self.criu.to_json() if self.criu is not None else {"error": self.criu_error}
-        return {"criu": criu, "image_bytes": self.image_bytes, "harness": self.harness}
-
-    @classmethod
-    def from_json(cls, f: Fields) -> RoleStats:
-        criu = f.obj("criu")
-        error = criu.optional_text("error")
-        stats = None if error is not None or not criu.data else CriuStats.from_json(criu)
-        return cls(stats, error, f.integer("image_bytes", 0), f.number_map("harness"))
 
 
 @dataclass

@@ -8,13 +8,13 @@ CRIU (freezing, writing pages, forking) or around it (waiting, reaping, polling)
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from harness.fields import Fields, JsonObject
 from harness.images import load_image
 
-__all__ = ["CriuStats", "image_bytes", "read_stats"]
+__all__ = ["CriuStats", "RoleStats", "image_bytes", "read_stats"]
 
 DUMP_STATS = "stats-dump"
 RESTORE_STATS = "stats-restore"
@@ -93,3 +93,25 @@ def image_bytes(images_dir: Path) -> int:
         if entry.is_file(follow_symlinks=False) and not entry.name.endswith(_NOT_IMAGE):
             total += entry.stat(follow_symlinks=False).st_size
     return total
+
+
+@dataclass
+class RoleStats:
+    """One role's migration as measured: CRIU's statistics (or why they could not be read),
+    the image size on disk, and the harness's own time per step (``dump_ms``, ...)."""
+
+    criu: CriuStats | None = None
+    criu_error: str | None = None
+    image_bytes: int = 0
+    harness: dict[str, float] = field(default_factory=dict)
+
+    def to_json(self) -> JsonObject:
+        criu = self.criu.to_json() if self.criu is not None else {"error": self.criu_error}
+        return {"criu": criu, "image_bytes": self.image_bytes, "harness": self.harness}
+
+    @classmethod
+    def from_json(cls, f: Fields) -> RoleStats:
+        criu = f.obj("criu")
+        error = criu.optional_text("error")
+        stats = None if error is not None or not criu.data else CriuStats.from_json(criu)
+        return cls(stats, error, f.integer("image_bytes", 0), f.number_map("harness"))

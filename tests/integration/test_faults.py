@@ -53,7 +53,11 @@ def dgram_pair(run_dir: Path) -> Iterator[tuple[dict[str, Workload], EventProgre
     s = scenario.find("dgram-echo")
     with Supervisor() as supervisor:
         for spec in s.processes:
-            supervisor.spawn(spec.role, [s.render(a, run_dir) for a in spec.argv], run_dir)
+            workload = supervisor.spawn(spec.role, [s.render(a, run_dir) for a in spec.argv],
+                                        run_dir)
+            # Ready before the next starts, as the runner does: a client started before the
+            # server has bound its socket loses its first messages (ENOENT), not the migration.
+            spec.ready.wait(workload, lambda text: s.render(text, run_dir))
         progress = EventProgress(run_dir / "client.events")
         progress.wait(0.0, 20, 15)
         yield supervisor.workloads, progress
