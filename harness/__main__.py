@@ -18,6 +18,13 @@ def main() -> int:
     except KeyboardInterrupt:
         sys.stderr.write("criu-harness: interrupted\n")
         return 130
+    except RuntimeError as exc:
+        # A Ctrl-C while a module defines a dataclass (tenacity does, on import) comes out of
+        # Python's __set_name__ call as "RuntimeError: Error calling __set_name__ ...".
+        if not isinstance(exc.__cause__, KeyboardInterrupt):
+            raise
+        sys.stderr.write("criu-harness: interrupted\n")
+        return 130
     finally:
         # The command has ended: a Ctrl-C from here to the exit must not become a traceback.
         import signal
