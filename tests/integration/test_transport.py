@@ -13,7 +13,7 @@ from harness import preflight, scenario
 from harness.criu import get_backend
 from harness.errors import UsageError
 from harness.runner import ScenarioRun
-from harness.sysctl import PIPE_MAX_SIZE
+from harness.sysctl import LAZY_PIPE_MAX_SIZE, PIPE_MAX_SIZE, STATE
 
 pytestmark = pytest.mark.criu
 
@@ -45,7 +45,6 @@ def test_page_server_sends_the_pages_to_the_destination(backend_name: str) -> No
 
 
 def test_lazy_migrates_and_puts_the_sysctl_back(backend_name: str) -> None:
-    before = PIPE_MAX_SIZE.read_text()
     said: list[str] = []
     result = ScenarioRun(scenario.find("dgram-echo"), get_backend(backend_name),
                          transport="lazy", iterations=2, say=said.append).run()
@@ -54,9 +53,12 @@ def test_lazy_migrates_and_puts_the_sysctl_back(backend_name: str) -> None:
     assert result.outcome == "passed", result.reason
     assert (result.transport, result.isolation) == ("lazy", "ns")  # lazy implies ns
     assert result.messages_lost == 0 and result.client_errors == 0
-    assert PIPE_MAX_SIZE.read_text() == before
-    if int(before) < 8 << 20:
-        assert said[0].startswith("fs.pipe-max-size raised") and "put back" in said[-1]
+    # Raised by this run, or by another one (pytest -n, another harness; or left raised by one
+    # killed outright), and put back by the last run that needed it: this one, unless another
+    # still holds it.
+    if said:
+        assert said[-1].startswith("fs.pipe-max-size put back") or STATE.exists()
+        assert int(PIPE_MAX_SIZE.read_text()) < LAZY_PIPE_MAX_SIZE or STATE.exists()
     for cycle in result.cycles:
         dumps = [c for c in cycle.calls if c.action == "dump"]
         assert all(c.criu_options["lazy_pages"] for c in dumps)
