@@ -17,7 +17,7 @@ from pathlib import Path
 
 from harness.criu.options import CriuOptions
 from harness.errors import UsageError
-from harness.namespace import MOUNTS, Namespaces
+from harness.namespace import MOUNTS, Namespaces, hidden_by_tmp
 
 __all__ = ["DEFAULT_ISOLATION", "Isolation", "criu_options", "get_isolation", "namespaces",
            "tmp_dir"]
@@ -73,11 +73,13 @@ def criu_options(isolation: Isolation, opts: CriuOptions, action: str, run_dir: 
         return opts
     inside = {key: where or str(run_dir) for key, where in MOUNTS.items()}
     host = {"dev": "/dev", "tmp": str(tmp_dir(run_dir)), "run": str(run_dir)}
+    for i, path in enumerate(hidden_by_tmp()):  # the harness's own files, under /tmp
+        inside[f"host{i}"] = host[f"host{i}"] = path
     if action == "dump":
-        external = tuple(f"mnt[{inside[key]}]:{key}" for key in MOUNTS)
+        external = tuple(f"mnt[{inside[key]}]:{key}" for key in inside)
         root = opts.root
     else:
-        external = tuple(f"mnt[{key}]:{host[key]}" for key in MOUNTS)
+        external = tuple(f"mnt[{key}]:{host[key]}" for key in host)
         root = opts.root or Path("/")
     lock = opts.network_lock
     if isolation is Isolation.NS_NET and lock is None:

@@ -36,7 +36,7 @@ import struct
 import subprocess
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 __all__ = ["MOUNTS", "Namespaces", "launch"]
@@ -59,6 +59,16 @@ MOUNTS = {"dev": "/dev", "tmp": "/tmp", "run": None}
 LAUNCH_TIMEOUT_S = 30.0
 
 
+def hidden_by_tmp() -> tuple[str, ...]:
+    """The harness's own files that a private /tmp would hide (a checkout or a virtual
+    environment under /tmp): bound again at their own paths, so the workloads, which run
+    the harness's Python, still find it."""
+    candidates = {Path(__file__).resolve().parents[1], Path(sys.prefix).resolve(),
+                  Path(sys.base_prefix).resolve()}
+    under = sorted(p for p in candidates if Path("/tmp") in p.parents)
+    return tuple(str(p) for p in under if not any(q in p.parents for q in under))
+
+
 @dataclass(frozen=True)
 class Namespaces:
     """Which namespaces a workload gets: always a PID namespace (it is their init, in a
@@ -69,6 +79,8 @@ class Namespaces:
     net: bool = False
     run_dir: str = ""
     tmp: str = ""
+    # Host directories bound at their own paths (see hidden_by_tmp), keyed host0, host1, ...
+    hosts: tuple[str, ...] = field(default_factory=hidden_by_tmp)
 
     def start(
         self,
@@ -161,6 +173,9 @@ def _build_mounts(spec: dict[str, object]) -> None:
     _mount(tmp, f"{root}/tmp", None, MS_BIND)
     os.makedirs(f"{root}{run_dir}", exist_ok=True)
     _mount(run_dir, f"{root}{run_dir}", None, MS_BIND)
+    for host in spec.get("hosts", ()):  # type: ignore[attr-defined]
+        os.makedirs(f"{root}{host}", exist_ok=True)
+        _mount(str(host), f"{root}{host}", None, MS_BIND)
     os.chdir(root)
     # pivot_root(".", "."): the old root ends up on top of the new one, and is detached.
     _check(_libc.syscall(SYS_PIVOT_ROOT, b".", b"."), "pivot_root")
