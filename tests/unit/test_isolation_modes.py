@@ -18,6 +18,7 @@ from harness.isolation import (
     namespaces,
     tmp_dir,
 )
+from harness.namespace import hidden_by_tmp
 
 RUN = Path("/tmp/criu-harness-x")
 
@@ -36,12 +37,16 @@ def test_none_changes_nothing(tmp_path: Path) -> None:
 
 
 def test_ns_names_its_bind_mounts_external_and_restores_onto_root() -> None:
+    # A checkout under /tmp (a CI clone, say) is bound again, and named too (host0, ...).
+    hosts = hidden_by_tmp()
     dump = criu_options(Isolation.NS, CriuOptions(RUN / "images"), "dump", RUN)
-    assert dump.external == ("mnt[/dev]:dev", "mnt[/tmp]:tmp", f"mnt[{RUN}]:run")
+    assert dump.external == ("mnt[/dev]:dev", "mnt[/tmp]:tmp", f"mnt[{RUN}]:run",
+                             *(f"mnt[{p}]:host{i}" for i, p in enumerate(hosts)))
     assert dump.root is None and dump.network_lock is None
     restore = criu_options(Isolation.NS, CriuOptions(RUN / "images"), "restore", RUN)
     assert restore.root == Path("/")
-    assert restore.external == ("mnt[dev]:/dev", f"mnt[tmp]:{RUN}/tmp", f"mnt[run]:{RUN}")
+    assert restore.external == ("mnt[dev]:/dev", f"mnt[tmp]:{RUN}/tmp", f"mnt[run]:{RUN}",
+                                *(f"mnt[host{i}]:{p}" for i, p in enumerate(hosts)))
     args = cli_args("restore", restore)
     assert args[args.index("--root") + 1] == "/"
     assert [args[i + 1] for i, a in enumerate(args) if a == "--external"] == list(restore.external)
