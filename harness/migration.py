@@ -98,12 +98,26 @@ class Migration:
         when an interrupt ends the migration halfway."""
         if record is None:
             record = MigrationRecord(plan=self.plan.name)
+        try:
+            return self._run(workloads, record)
+        finally:
+            self.backend.cool()
+
+    def _run(self, workloads: dict[str, Workload], record: MigrationRecord) -> MigrationRecord:
         record.started = time.time()
         frozen: list[str] = []
         dumped: list[str] = []
-        # Page servers and connections are set up while the workload still runs.
+        # Page servers, connections and the dumps' CRIU are set up while the workload still
+        # runs: none of that counts in the downtime.
         self.transport.prepare([self.options_for(role, "dump").images_dir
                                 for role in self.plan.dump])
+        for role in self.plan.dump:
+            self.transport.warm(self.backend, "dump", self._dump_options(role), wait=True)
+        for role in self.plan.restore:
+            # In the role's cgroup, beside the workload, but never one of its members
+            # (harness.criu.process.running_criu): never frozen, resumed or killed with it.
+            self.transport.warm(self.backend, "restore", self.options_for(role, "restore"),
+                                wait=True)
         try:
             for role in self.plan.freeze:
                 with _phase(record, Step.FREEZE, role):
@@ -169,10 +183,8 @@ class Migration:
         """Dump a role and reap what the dump killed, so its pids are free for the restore
         (a transport that holds the dumped tree has it collected after the restores)."""
         workload.note_tree()  # its children die with it: reap() collects them
-        opts = self.options_for(role, "dump")
+        opts = self._dump_options(role)
         kept = self.safe_handover and not self.transport.holds_source
-        if kept:
-            opts = replace(opts, leave_stopped=True)
         with _phase(record, Step.DUMP, role):
             self.transport.dump(self.backend, workload.pid, opts, record.calls)
         if self.transport.holds_source:
@@ -183,6 +195,12 @@ class Migration:
             return
         with _phase(record, Step.REAP, role):
             workload.reap()
+
+    def _dump_options(self, role: str) -> CriuOptions:
+        opts = self.options_for(role, "dump")
+        if self.safe_handover and not self.transport.holds_source:
+            opts = replace(opts, leave_stopped=True)  # kept until the copy is verified
+        return opts
 
     def _restore(self, record: MigrationRecord, role: str, workload: Workload) -> None:
         with _phase(record, Step.RESTORE, role):

@@ -15,6 +15,7 @@ import psutil
 
 from harness import reaping
 from harness.cgroup import RunCgroup
+from harness.criu.process import running_criu
 from harness.errors import WorkloadError
 from harness.namespace import Namespaces
 from harness.proctree import is_stopped, session_members, tree_pids
@@ -124,9 +125,10 @@ class Workload:
 
     def members(self) -> list[int]:
         """Every process of the workload: its cgroup's, whatever sessions and groups they
-        made; without a cgroup, the tree under its pid."""
+        made (but a restore's CRIU in there); without a cgroup, the tree under its pid."""
         if self.cgroup is not None:
-            return self.cgroup.pids()
+            criu = running_criu()
+            return [pid for pid in self.cgroup.pids() if pid not in criu]
         return tree_pids(self.pid) if self.process() is not None else []
 
     def _stop_members(self) -> bool:

@@ -38,6 +38,7 @@ from pathlib import Path
 
 from harness.cgroup import RunCgroup
 from harness.criu import Backend, CriuCall, CriuOptions
+from harness.criu.options import Action
 from harness.criu.log import log_signature
 from harness.criu.process import DEFAULT_TIMEOUT_S, CriuProcess
 from harness.errors import CriuError, UsageError
@@ -69,6 +70,9 @@ class Transport:
     # The dumped task lives on after its dump returns, until finish() (lazy): the migration
     # collects it only then, and rolls a failed migration back by abort() instead of a restore.
     holds_source = False
+    # Whether a dump runs with the options it is given: the others hand CRIU a connection at
+    # the dump (a file descriptor CRIU must inherit then), so nothing can start ahead of it.
+    dumps_as_given = True
 
     def prepare(self, images_dirs: list[Path]) -> None:
         """Before the workload is frozen: set up what each dump into images_dirs will use
@@ -80,7 +84,19 @@ class Transport:
     def restore(
         self, backend: Backend, opts: CriuOptions, calls: list[CriuCall]
     ) -> CriuCall:
-        return backend.restore(opts, calls=calls)
+        return backend.restore(self.restore_options(opts), calls=calls)
+
+    def restore_options(self, opts: CriuOptions) -> CriuOptions:
+        """The options a restore asked for with opts runs with."""
+        return opts
+
+    def warm(self, backend: Backend, action: Action, opts: CriuOptions, wait: bool = False) -> None:
+        """Have the backend get ready for that action (Backend.warm) with the options it will
+        run with, where they are known now."""
+        if action == "restore":
+            backend.warm(action, self.restore_options(opts), wait)
+        elif self.dumps_as_given:
+            backend.warm(action, opts, wait)
 
     def destination(self, images_dir: Path) -> Path:
         """Where the restore of the images dumped into images_dir reads them."""
@@ -178,6 +194,7 @@ class PageServer(Transport):
     """``page-server``: see the module docstring."""
 
     name = "page-server"
+    dumps_as_given = False
 
     def __init__(self, criu: str, source: Host, destination: Host, run_dir: Path,
                  timeout: float | None = None) -> None:
@@ -222,10 +239,12 @@ class PageServer(Transport):
         ship(opts.images_dir, dst)
 
     def restore(self, backend: Backend, opts: CriuOptions, calls: list[CriuCall]) -> CriuCall:
-        dst = self.sides.destination(opts.images_dir)
-        call = backend.restore(replace(opts, images_dir=dst), calls=calls)
-        _bring_back_stats(dst, opts.images_dir)
+        call = backend.restore(self.restore_options(opts), calls=calls)
+        _bring_back_stats(self.destination(opts.images_dir), opts.images_dir)
         return call
+
+    def restore_options(self, opts: CriuOptions) -> CriuOptions:
+        return replace(opts, images_dir=self.destination(opts.images_dir))
 
     def close(self) -> None:
         for server, sk in self._ready.values():
@@ -294,6 +313,7 @@ class Lazy(Transport):
 
     name = "lazy"
     holds_source = True
+    dumps_as_given = False
 
     def __init__(self, criu: str, source: Host, destination: Host, run_dir: Path,
                  timeout: float | None = None) -> None:
@@ -374,8 +394,7 @@ class Lazy(Transport):
         try:
             if not ready:
                 raise self.sides.failure("lazy-pages", held.dst, daemon, "did not start")
-            call = backend.restore(replace(opts, images_dir=held.dst, lazy_pages=True),
-                                   calls=calls)
+            call = backend.restore(self.restore_options(opts), calls=calls)
         except BaseException:
             # The daemon stopped, the dump's connection closes: it fails and CRIU leaves the
             # source task where it was.
@@ -383,6 +402,9 @@ class Lazy(Transport):
             raise
         _bring_back_stats(held.dst, opts.images_dir)
         return call
+
+    def restore_options(self, opts: CriuOptions) -> CriuOptions:
+        return replace(opts, images_dir=self.destination(opts.images_dir), lazy_pages=True)
 
     def abort(self, images_dir: Path) -> None:
         held = self._held.pop(images_dir, None)

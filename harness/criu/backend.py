@@ -160,6 +160,14 @@ class Backend(ABC):
     def describe(self, action: Action, opts: CriuOptions, pid: int | None) -> JsonObject:
         """The exact options this backend passes to CRIU, for the artifacts."""
 
+    def warm(self, action: Action, opts: CriuOptions, wait: bool = False) -> None:
+        """Get ready for an action with these options that is about to come, so that less
+        of it falls in the downtime (RpcBackend starts its CRIU ahead); by default nothing:
+        a ``criu dump`` on the command line starts dumping as it starts."""
+
+    def cool(self) -> None:
+        """Let go of whatever warm() got ready and no action used."""
+
     def effective(self, opts: CriuOptions) -> CriuOptions:
         """The options an action runs with: this backend's timeout and fault, if set, over the
         action's own; the default timeout if neither says. The call records these."""

@@ -13,6 +13,7 @@ import signal
 import subprocess
 import threading
 import time
+import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from functools import partial
@@ -27,8 +28,8 @@ from harness.criu import yard
 from harness.criu.options import CriuOptions
 from harness.fields import JsonObject
 
-__all__ = ["DEFAULT_TIMEOUT_S", "FAULT_ENV", "INTERRUPT_GRACE_S", "CriuProcess", "criu_env",
-           "env_record"]
+__all__ = ["DEFAULT_TIMEOUT_S", "FAULT_ENV", "INTERRUPT_GRACE_S", "CriuProcess", "criu_cgroup",
+           "criu_env", "env_record", "running_criu"]
 
 # How long an interrupted harness lets a running CRIU finish: killing CRIU in the middle of a
 # dump can leave the task with CRIU's parasite code in it, so it is the last resort.
@@ -57,14 +58,19 @@ def env_record(opts: CriuOptions) -> JsonObject:
 PR_SET_PDEATHSIG = 1
 
 
+# Looked up once, here: the child between fork and exec should do as little as it can.
+_LIBC = ctypes.CDLL(None, use_errno=True)
+
+
 def _die_with_parent() -> None:
-    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
 CLONE_NEWNET = 0x40000000
 
 
-def _criu_cgroup() -> Path | None:
+def criu_cgroup() -> Path | None:
+    """Where CRIU runs unless told otherwise: the run's cgroup for CRIU, if a run holds one."""
     group = criu_group()
     return group.path if group is not None else None
 
@@ -76,10 +82,9 @@ def _prepare(netns: str | None, cgroup: Path | None) -> None:
     inherit its parent-death signal, are ended by the keeper too."""
     _die_with_parent()
     if netns is not None:
-        libc = ctypes.CDLL(None, use_errno=True)
         fd = os.open(netns, os.O_RDONLY)
         try:
-            if libc.setns(fd, CLONE_NEWNET) != 0:
+            if _LIBC.setns(fd, CLONE_NEWNET) != 0:
                 raise OSError(ctypes.get_errno(), f"setns {netns}")
         finally:
             os.close(fd)
@@ -89,6 +94,17 @@ def _prepare(netns: str | None, cgroup: Path | None) -> None:
             os.write(fd, b"0")
         finally:
             os.close(fd)
+
+
+# Every CRIU the harness started, while it runs: see running_criu().
+_STARTED: weakref.WeakSet[CriuProcess] = weakref.WeakSet()
+
+
+def running_criu() -> set[int]:
+    """The pids of the CRIU processes the harness started and has not collected yet. A
+    restore's CRIU runs in the role's cgroup (and may be started there ahead of its request:
+    RpcBackend.warm): the role's members are its workload, not CRIU."""
+    return {p.proc.pid for p in list(_STARTED) if p.proc.returncode is None}
 
 
 class CriuProcess:
@@ -125,8 +141,14 @@ class CriuProcess:
             # netns: the network namespace it runs in, a /proc/PID/ns/net (harness.netns): the
             # destination side of a page transfer; cgroup: the one it runs in, a restore's
             # (CriuOptions.cgroup).
-            preexec_fn=partial(_prepare, netns, cgroup or _criu_cgroup()),
+            preexec_fn=partial(_prepare, netns, cgroup or criu_cgroup()),
         )
+        _STARTED.add(self)
+
+    def restart_deadline(self) -> None:
+        """Count the deadline from now: for a CRIU started ahead of its work (``criu swrk``
+        waiting for its request, see RpcBackend.warm), the action starts with the request."""
+        self.deadline = time.monotonic() + self.timeout
 
     def _left(self) -> float:
         return max(0.0, self.deadline - time.monotonic())

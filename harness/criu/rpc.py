@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from harness.criu.backend import Backend, CriuCall
@@ -15,9 +19,10 @@ from harness.criu.options import (
     rpc_config_args,
     rpc_fields,
 )
-from harness.criu.process import CriuProcess, env_record
+from harness.criu.process import CriuProcess, criu_cgroup, criu_env, env_record
 from harness.errors import UsageError
 from harness.fields import JsonObject
+from harness.rundir import private_dir
 
 
 def _pycriu() -> Any:
@@ -45,6 +50,27 @@ def _ps_fd(opts: CriuOptions) -> bool:
     return opts.ps_socket is not None and not opts.lazy_pages
 
 
+def _started_as(action: Action, opts: CriuOptions) -> tuple[object, ...]:
+    """What a ``criu swrk`` is started with, as opposed to what its request says: a swrk
+    started ahead serves a request only if these are the same."""
+    cgroup = opts.cgroup if action == "restore" else criu_cgroup()
+    return (criu_env(opts).get("CRIU_FAULT"), cgroup, opts.timeout, tuple(opts.pass_fds()))
+
+
+@dataclass
+class _Swrk:
+    """A ``criu swrk``, waiting for its request on ``sock``."""
+
+    process: CriuProcess
+    sock: socket.socket
+    started_as: tuple[object, ...]
+
+    def close(self) -> None:
+        """Unused: closing the socket ends its request loop, then it is collected."""
+        self.sock.close()
+        self.process.wait()
+
+
 class RpcBackend(Backend):
     name = "rpc"
 
@@ -53,6 +79,75 @@ class RpcBackend(Backend):
     ) -> None:
         super().__init__(binary, timeout, fault)
         self.pycriu = _pycriu()
+        # CRIU started ahead of its request, by (action, images directory): see warm().
+        self._ahead: dict[tuple[Action, Path], Future[_Swrk]] = {}
+        self._lock = threading.Lock()
+        # The one thread that starts them: CRIU's parent-death signal follows the thread that
+        # started it, and this one lives until cool().
+        self._starter: ThreadPoolExecutor | None = None
+
+    def warm(self, action: Action, opts: CriuOptions, wait: bool = False) -> None:
+        """Start ``criu swrk`` for an action now, so that its start (a fork of the harness,
+        the exec, joining its cgroup: about 5-10 ms) is not part of the downtime when the
+        request comes. Not for options that pass file descriptors (they must be the ones open
+        at the request). ``wait``: return once it runs."""
+        opts = self.effective(opts)
+        if opts.pass_fds():
+            return
+        with self._lock:
+            self._discard((action, opts.images_dir))
+            if self._starter is None:
+                self._starter = ThreadPoolExecutor(1, thread_name_prefix="criu-swrk")
+            ahead = self._starter.submit(self._spawn, action, opts)
+            self._ahead[(action, opts.images_dir)] = ahead
+        if wait:
+            ahead.exception()
+
+    def cool(self) -> None:
+        """End every CRIU started ahead that no request used, and the thread that started
+        them."""
+        with self._lock:
+            for key in list(self._ahead):
+                self._discard(key)
+            starter, self._starter = self._starter, None
+        if starter is not None:
+            starter.shutdown(wait=True)
+
+    def _discard(self, key: tuple[Action, Path]) -> None:
+        ahead = self._ahead.pop(key, None)
+        if ahead is not None and ahead.exception() is None:
+            ahead.result().close()
+
+    def _take(self, action: Action, opts: CriuOptions) -> _Swrk | None:
+        """The swrk started ahead for this request, if it was started as the request needs."""
+        with self._lock:
+            ahead = self._ahead.pop((action, opts.images_dir), None)
+        if ahead is None or ahead.exception() is not None:
+            return None
+        swrk = ahead.result()
+        if swrk.started_as != _started_as(action, opts):
+            swrk.close()
+            return None
+        return swrk
+
+    def _spawn(self, action: Action, opts: CriuOptions) -> _Swrk:
+        private_dir(opts.images_dir)
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            with (opts.images_dir / f"{action}.out").open("wb") as out:
+                criu = CriuProcess(
+                    [self.criu.path, "swrk", str(theirs.fileno())],
+                    out,
+                    opts,
+                    pass_fds=[theirs.fileno(), *opts.pass_fds()],
+                    cgroup=opts.cgroup if action == "restore" else None,
+                )
+        except BaseException:
+            ours.close()
+            raise
+        finally:
+            theirs.close()
+        return _Swrk(criu, ours, _started_as(action, opts))
 
     def describe(self, action: Action, opts: CriuOptions, pid: int | None) -> JsonObject:
         return {
@@ -71,22 +166,14 @@ class RpcBackend(Backend):
         pycriu = self.pycriu
         # pycriu would fork swrk itself, but in the harness's session (so a Ctrl-C would kill
         # CRIU mid-dump), without a deadline and without telling how it ended. Starting swrk
-        # here keeps all three, and gives it its environment (CRIU_FAULT).
+        # here (or ahead, see warm) keeps all three, and gives it its environment (CRIU_FAULT).
         if config := rpc_config_args(opts):
             (opts.images_dir / RPC_CONFIG).write_text(rpc_config(config))
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        inherit = opts.pass_fds()
+        swrk = self._take(call.action, opts) or self._spawn(call.action, opts)
+        criu, ours = swrk.process, swrk.sock
+        criu.restart_deadline()
         dirfd = os.open(opts.images_dir, os.O_RDONLY | os.O_DIRECTORY)
         try:
-            with (opts.images_dir / f"{call.action}.out").open("wb") as out:
-                criu = CriuProcess(
-                    [self.criu.path, "swrk", str(theirs.fileno())],
-                    out,
-                    opts,
-                    pass_fds=[theirs.fileno(), *inherit],
-                    cgroup=opts.cgroup if call.action == "restore" else None,
-                )
-            theirs.close()
             errno = None
             resp = None
             try:
@@ -118,7 +205,6 @@ class RpcBackend(Backend):
                 raise self._failure(call, returncode=rc if rc != 0 else None, errno=errno)
             return resp
         finally:
-            theirs.close()
             ours.close()
             os.close(dirfd)
 
