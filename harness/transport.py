@@ -38,8 +38,8 @@ from pathlib import Path
 
 from harness.cgroup import RunCgroup
 from harness.criu import Backend, CriuCall, CriuOptions
-from harness.criu.options import Action
 from harness.criu.log import log_signature
+from harness.criu.options import Action
 from harness.criu.process import DEFAULT_TIMEOUT_S, CriuProcess
 from harness.errors import CriuError, UsageError
 from harness.netns import Host, VethPair
