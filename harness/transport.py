@@ -31,10 +31,12 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
+from typing import TypeVar
 
 from harness.cgroup import RunCgroup
 from harness.criu import Backend, CriuCall, CriuOptions
@@ -50,6 +52,7 @@ __all__ = ["DESTINATION_DIR", "TRANSPORTS", "Lazy", "PageServer", "Transport", "
            "opened"]
 
 TRANSPORTS = ("local", "page-server", "lazy")
+T = TypeVar("T")
 DESTINATION_DIR = "dst"
 # Ports on the destination's address, one per transfer (overlapped dumps run side by side).
 PORT_BASE = 27100
@@ -70,9 +73,6 @@ class Transport:
     # The dumped task lives on after its dump returns, until finish() (lazy): the migration
     # collects it only then, and rolls a failed migration back by abort() instead of a restore.
     holds_source = False
-    # Whether a dump runs with the options it is given: the others hand CRIU a connection at
-    # the dump (a file descriptor CRIU must inherit then), so nothing can start ahead of it.
-    dumps_as_given = True
 
     def prepare(self, images_dirs: list[Path]) -> None:
         """Before the workload is frozen: set up what each dump into images_dirs will use
@@ -90,13 +90,18 @@ class Transport:
         """The options a restore asked for with opts runs with."""
         return opts
 
+    def dump_options(self, opts: CriuOptions) -> CriuOptions | None:
+        """The options a dump asked for with opts runs with, if they are known before it
+        starts (after prepare()); None if what they name is made at the dump."""
+        return opts
+
     def warm(self, backend: Backend, action: Action, opts: CriuOptions, wait: bool = False) -> None:
         """Have the backend get ready for that action (Backend.warm) with the options it will
-        run with, where they are known now."""
-        if action == "restore":
-            backend.warm(action, self.restore_options(opts), wait)
-        elif self.dumps_as_given:
-            backend.warm(action, opts, wait)
+        run with, where they are known now. The file descriptors they name (a prepared
+        connection) stay open until the action."""
+        final = self.restore_options(opts) if action == "restore" else self.dump_options(opts)
+        if final is not None:
+            backend.warm(action, final, wait)
 
     def destination(self, images_dir: Path) -> Path:
         """Where the restore of the images dumped into images_dir reads them."""
@@ -194,7 +199,6 @@ class PageServer(Transport):
     """``page-server``: see the module docstring."""
 
     name = "page-server"
-    dumps_as_given = False
 
     def __init__(self, criu: str, source: Host, destination: Host, run_dir: Path,
                  timeout: float | None = None) -> None:
@@ -223,14 +227,21 @@ class PageServer(Transport):
             server.stop()
             raise
 
+    def dump_options(self, opts: CriuOptions) -> CriuOptions | None:
+        ready = self._ready.get(opts.images_dir)
+        return replace(opts, ps_socket=ready[1].fileno()) if ready is not None else None
+
     def dump(self, backend: Backend, pid: int, opts: CriuOptions, calls: list[CriuCall]) -> None:
         sides = self.sides
         dst = sides.destination(opts.images_dir)
-        ready = self._ready.pop(opts.images_dir) if opts.images_dir in self._ready else None
-        server, sk = ready or self._serve(opts.images_dir)
+        if opts.images_dir not in self._ready:
+            self._ready[opts.images_dir] = self._serve(opts.images_dir)
+        final = self.dump_options(opts)
+        server, sk = self._ready.pop(opts.images_dir)
+        assert final is not None
         try:
             with sk, _uncorked(sk):
-                backend.dump(pid, replace(opts, ps_socket=sk.fileno()), calls=calls)
+                backend.dump(pid, final, calls=calls)
             # The dump told it the session is over: it has written the pages and ends.
             if server.wait() != 0:
                 raise sides.failure("page-server", dst, server, "failed")
@@ -283,6 +294,37 @@ def _uncorked(sk: socket.socket) -> Iterator[None]:
         thread.join()
 
 
+def _in_background(work: Callable[[], T]) -> Future[T]:
+    """work() in a thread of its own; its result (or exception) in the future."""
+    future: Future[T] = Future()
+
+    def run() -> None:
+        try:
+            future.set_result(work())
+        except BaseException as exc:  # noqa: BLE001 (the future's result raises it)
+            future.set_exception(exc)
+
+    threading.Thread(target=run, name="background").start()
+    return future
+
+
+@dataclass
+class _Prepared:
+    """What a lazy dump is given, made before the freeze: its connection to the destination
+    (both ends), and the pipe of its --status-fd."""
+
+    source_sk: socket.socket
+    target_sk: socket.socket
+    status_read: int
+    status_write: int
+
+    def close(self) -> None:
+        self.source_sk.close()
+        self.target_sk.close()
+        os.close(self.status_read)
+        os.close(self.status_write)
+
+
 @dataclass
 class _Held:
     """A lazy dump that serves its pages: its thread, its sockets, its daemon on the other side."""
@@ -294,8 +336,13 @@ class _Held:
     status: int  # the write end of the dump's --status-fd pipe (CRIU over RPC reopens it)
     error: list[BaseException] = field(default_factory=list)
     daemon: CriuProcess | None = None
+    # The daemon while it starts (and says whether it is ready), before the restore takes it.
+    starting: Future[tuple[CriuProcess, bool]] | None = None
 
     def close(self) -> None:
+        if self.starting is not None and self.starting.exception() is None:
+            self.daemon = self.starting.result()[0]
+        self.starting = None
         for sk in (self.source_sk, self.target_sk):
             try:
                 sk.shutdown(socket.SHUT_RDWR)
@@ -313,18 +360,25 @@ class Lazy(Transport):
 
     name = "lazy"
     holds_source = True
-    dumps_as_given = False
 
     def __init__(self, criu: str, source: Host, destination: Host, run_dir: Path,
                  timeout: float | None = None) -> None:
         self.sides = _Sides(criu, source, destination, run_dir, timeout or DEFAULT_TIMEOUT_S)
         self._held: dict[Path, _Held] = {}
-        self._ready: dict[Path, tuple[socket.socket, socket.socket]] = {}
+        self._ready: dict[Path, _Prepared] = {}
 
     def prepare(self, images_dirs: list[Path]) -> None:
-        """The connection each lazy dump will serve its pages over."""
+        """The connection each lazy dump will serve its pages over, and the pipe it says it
+        is ready on."""
         for images_dir in images_dirs:
-            self._ready[images_dir] = self._connect()
+            self._ready[images_dir] = _Prepared(*self._connect(), *os.pipe())
+
+    def dump_options(self, opts: CriuOptions) -> CriuOptions | None:
+        ready = self._ready.get(opts.images_dir)
+        if ready is None:
+            return None
+        return replace(opts, lazy_pages=True, ps_socket=ready.source_sk.fileno(),
+                       status_fd=ready.status_write)
 
     def destination(self, images_dir: Path) -> Path:
         return self.sides.destination(images_dir)
@@ -349,10 +403,13 @@ class Lazy(Transport):
 
     def dump(self, backend: Backend, pid: int, opts: CriuOptions, calls: list[CriuCall]) -> None:
         dst = private_dir(self.sides.destination(opts.images_dir))
-        made = self._ready.pop(opts.images_dir) if opts.images_dir in self._ready else None
-        source_sk, target_sk = made or self._connect()
-        read, write = os.pipe()
-        lazy = replace(opts, lazy_pages=True, ps_socket=source_sk.fileno(), status_fd=write)
+        if opts.images_dir not in self._ready:
+            self._ready[opts.images_dir] = _Prepared(*self._connect(), *os.pipe())
+        lazy = self.dump_options(opts)
+        prepared = self._ready.pop(opts.images_dir)
+        assert lazy is not None
+        source_sk, target_sk = prepared.source_sk, prepared.target_sk
+        read, write = prepared.status_read, prepared.status_write
         errors: list[BaseException] = []
 
         def serve() -> None:
@@ -383,15 +440,19 @@ class Lazy(Transport):
                             signature=log_signature(opts.log_path) or "the lazy dump never "
                             "said it was ready")
         ship(opts.images_dir, dst)
+        # The lazy-pages daemon needs the images it was shipped, and nothing else: started
+        # now, it is ready when the restore comes (20-30 ms less downtime).
+        held.starting = _in_background(partial(
+            self.sides.daemon, "lazy-pages", dst,
+            ["--page-server", "--ps-socket", str(target_sk.fileno())], [target_sk.fileno()]))
         self._held[opts.images_dir] = held
 
     def restore(self, backend: Backend, opts: CriuOptions, calls: list[CriuCall]) -> CriuCall:
         held = self._held[opts.images_dir]
-        daemon, ready = self.sides.daemon(
-            "lazy-pages", held.dst, ["--page-server", "--ps-socket", str(held.target_sk.fileno())],
-            [held.target_sk.fileno()])
-        held.daemon = daemon
         try:
+            assert held.starting is not None
+            daemon, ready = held.starting.result()
+            held.daemon, held.starting = daemon, None
             if not ready:
                 raise self.sides.failure("lazy-pages", held.dst, daemon, "did not start")
             call = backend.restore(self.restore_options(opts), calls=calls)
@@ -431,9 +492,8 @@ class Lazy(Transport):
     def close(self) -> None:
         for images_dir in list(self._held):
             self.abort(images_dir)
-        for pair in self._ready.values():
-            for sk in pair:
-                sk.close()
+        for ready in self._ready.values():
+            ready.close()
         self._ready.clear()
         self.sides.close()
 

@@ -90,11 +90,10 @@ class RpcBackend(Backend):
     def warm(self, action: Action, opts: CriuOptions, wait: bool = False) -> None:
         """Start ``criu swrk`` for an action now, so that its start (a fork of the harness,
         the exec, joining its cgroup: about 5-10 ms) is not part of the downtime when the
-        request comes. Not for options that pass file descriptors (they must be the ones open
-        at the request). ``wait``: return once it runs."""
+        request comes. The file descriptors the options pass (a page-server connection) are
+        inherited now: the caller keeps them open until the request. ``wait``: return once
+        it runs."""
         opts = self.effective(opts)
-        if opts.pass_fds():
-            return
         with self._lock:
             self._discard((action, opts.images_dir))
             if self._starter is None:
