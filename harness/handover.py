@@ -20,11 +20,22 @@ import os
 import signal
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import partial
+from typing import TYPE_CHECKING
 
 from harness import reaping
+from harness.errors import CriuError
+from harness.overlap import together
+from harness.process import Workload
+from harness.proctree import tree_pids
+from harness.record import MigrationRecord, phase
+from harness.result import Step
 from harness.sockets import unix_paths
 
-__all__ = ["PARKED_SUFFIX", "Parked", "kill", "park"]
+if TYPE_CHECKING:
+    from harness.migration import Migration
+
+__all__ = ["PARKED_SUFFIX", "Parked", "hand_over", "kill", "park"]
 
 PARKED_SUFFIX = ".criu-harness-parked"
 
@@ -94,3 +105,78 @@ def kill(pids: Iterable[int], timeout: float = 10.0) -> list[int]:
         except ProcessLookupError:
             pass
     return reaping.reap(pids, timeout).alive
+
+
+def hand_over(m: Migration, record: MigrationRecord, workloads: dict[str, Workload]) -> None:
+    """Restore every role beside its stopped source (at once under an overlapped plan),
+    verify each copy, then kill the sources and resume the copies in the plan's order; if
+    anything fails, kill the copies and resume the sources."""
+    roles = m.plan.restore
+    # (Not with a transport that holds the source: lazy's ends with its transfer.)
+    sources = {role: m.sources.get(role, []) for role in roles}
+    parked = park(pid for pids in sources.values() for pid in pids)
+    restored: dict[str, int] = {}
+
+    def restore(role: str) -> None:
+        with phase(record, Step.RESTORE, role):
+            call = m.transport.restore(m.backend, m.options_for(role, "restore"), record.calls)
+            assert call.restored_pid is not None
+            restored[role] = call.restored_pid
+
+    errors: dict[str, CriuError] = {}
+    if m.plan.overlap:
+        errors = together([(role, partial(restore, role)) for role in roles])
+    else:
+        for role in roles:
+            try:
+                restore(role)
+            except CriuError as err:
+                errors[role] = err
+                break
+    problems = []
+    if not errors:
+        for role in roles:
+            copy = Workload(name=role, argv=[], run_dir=workloads[role].run_dir,
+                            pid=restored[role])
+            m.look_after(record, role, copy)
+            if not copy.alive():
+                problems.append(f"{role}: restored as pid {restored[role]}, then gone")
+    if errors or problems:
+        _hand_back(m, record, workloads, sources, restored, parked)
+        first = next((errors[r] for r in roles if r in errors), None)
+        record.error = first or CriuError(action="restore", pid=None, log_path=None,
+                                          signature="; ".join(problems))
+        record.failed_step = Step.RESTORE
+        return
+    parked.drop()
+    for role in roles:
+        if role in m.sources:
+            with phase(record, Step.REAP, role):
+                kill(m.sources.pop(role))
+        workloads[role].adopt(restored[role])
+        m.restored.add(role)
+    for role in roles:
+        m.resume(record, role, workloads[role])
+
+def _hand_back(
+    m: Migration,
+    record: MigrationRecord,
+    workloads: dict[str, Workload],
+    sources: dict[str, list[int]],
+    restored: dict[str, int],
+    parked: Parked,
+) -> None:
+    """The hand-over failed: kill every copy (and what a failed restore left in the role's
+    cgroup), give the sources their socket names back and let them run."""
+    for role in m.plan.restore:
+        with phase(record, Step.ROLLBACK, role) as step:
+            keep = set(sources[role])
+            copies = set(tree_pids(restored[role])) if role in restored else set()
+            copies |= {pid for pid in workloads[role].members() if pid not in keep}
+            if kill(copies):
+                step.ok = False
+    parked.put_back()
+    for role in m.plan.restore:
+        workloads[role].thaw()
+    m.sources.clear()
+    record.handed_back = True

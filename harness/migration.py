@@ -1,41 +1,31 @@
-"""One migration of a set of workloads, step by step as a plan orders it."""
+"""One migration of a set of workloads, step by step as a plan orders it.
+
+The steps of one role (freeze, quiesce, look, dump, reap, restore, resume) and the sequential
+order are here; the overlapped plans run them side by side (harness.overlap), and a safe
+hand-over restores beside the kept source (harness.handover).
+"""
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
-from functools import partial
+from collections.abc import Callable
+from dataclasses import replace
 
 import psutil
 
-from harness import handover, reaping
-from harness.criu import Backend, CriuCall, CriuOptions
+from harness import handover, overlap, reaping
+from harness.criu import Backend, CriuOptions
 from harness.errors import CriuError, WorkloadError
 from harness.plan import Plan
 from harness.process import Workload
 from harness.proctree import tree_pids
-from harness.result import Phase, Step
+from harness.record import MigrationRecord, phase
+from harness.result import Step
 from harness.sockets import queued_bytes
 from harness.transport import Transport
 from harness.waiting import wait_for
 
-
-@dataclass
-class MigrationRecord:
-    """What a migration did; ``error`` is the CRIU failure that stopped it, if any."""
-
-    plan: str
-    phases: list[Phase] = field(default_factory=list)
-    calls: list[CriuCall] = field(default_factory=list)
-    error: CriuError | None = None
-    failed_step: Step | None = None
-    started: float = 0.0
-    finished: float = 0.0
-    # A safe hand-over gave up: the copies were killed and the sources resumed.
-    handed_back: bool = False
+__all__ = ["Migration", "MigrationRecord", "at_rest"]
 
 
 def at_rest(workload: Workload) -> bool:
@@ -83,9 +73,9 @@ class Migration:
         # Keep every source, stopped, until every copy is restored and verified
         # (harness.handover); the dumped trees kept so, by role.
         self.safe_handover = safe_handover
-        self._sources: dict[str, list[int]] = {}
+        self.sources: dict[str, list[int]] = {}
         # The roles restored elsewhere: a held source of any other one was given back.
-        self._restored: set[str] = set()
+        self.restored: set[str] = set()
         # Right before a role's dump (after freeze and quiesce) and right after its restore,
         # before the SIGCONT: if the plan freezes the role, both see it stopped, comparably.
         self.before_dump = before_dump
@@ -120,18 +110,18 @@ class Migration:
                                 wait=True)
         try:
             for role in self.plan.freeze:
-                with _phase(record, Step.FREEZE, role):
+                with phase(record, Step.FREEZE, role):
                     workloads[role].freeze()
                 frozen.append(role)
             for role in self.plan.quiesce:
-                with _phase(record, Step.QUIESCE, role):
+                with phase(record, Step.QUIESCE, role):
                     self._quiesce(workloads[role], refreeze=role in frozen)
             if self.plan.overlap:
-                self._dump_together(record, workloads, dumped)
+                overlap.dump_together(self, record, workloads, dumped)
             else:
                 for role in self.plan.dump:
-                    self._look_before(record, role, workloads[role])
-                    self._dump(record, role, workloads[role])
+                    self.look_before(record, role, workloads[role])
+                    self.dump_role(record, role, workloads[role])
                     dumped.append(role)
         except CriuError as err:
             record.error, record.failed_step = err, Step.DUMP
@@ -139,18 +129,18 @@ class Migration:
             record.finished = time.time()
             return record
         if self.safe_handover:
-            self._hand_over(record, workloads)
+            handover.hand_over(self, record, workloads)
         elif self.plan.overlap:
-            self._restore_together(record, workloads)
+            overlap.restore_together(self, record, workloads)
         else:
             for role in self.plan.restore:
                 try:
-                    self._restore(record, role, workloads[role])
+                    self.restore_role(record, role, workloads[role])
                 except CriuError as err:
                     record.error, record.failed_step = err, Step.RESTORE
                     break
-                self._look_after(record, role, workloads[role])
-                self._resume(record, role, workloads[role])
+                self.look_after(record, role, workloads[role])
+                self.resume(record, role, workloads[role])
         self._finish(record, workloads)
         record.finished = time.time()
         return record
@@ -162,38 +152,38 @@ class Migration:
         if failures and record.error is None:
             record.error, record.failed_step = failures[0], Step.RESTORE
         for role, pids in self._held.items():
-            if role not in self._restored:
+            if role not in self.restored:
                 workloads[role].thaw()  # its dump was given up: the source is the workload
                 continue
-            with _phase(record, Step.REAP, role):
+            with phase(record, Step.REAP, role):
                 reaping.reap(pids, timeout=10.0)
         self._held.clear()
 
-    def _look_before(self, record: MigrationRecord, role: str, workload: Workload) -> None:
+    def look_before(self, record: MigrationRecord, role: str, workload: Workload) -> None:
         if self.before_dump is not None:
-            with _phase(record, Step.INSPECT, role):
+            with phase(record, Step.INSPECT, role):
                 self.before_dump(role, workload)
 
-    def _look_after(self, record: MigrationRecord, role: str, workload: Workload) -> None:
+    def look_after(self, record: MigrationRecord, role: str, workload: Workload) -> None:
         if self.after_restore is not None:
-            with _phase(record, Step.INSPECT, role):
+            with phase(record, Step.INSPECT, role):
                 self.after_restore(role, workload)
 
-    def _dump(self, record: MigrationRecord, role: str, workload: Workload) -> None:
+    def dump_role(self, record: MigrationRecord, role: str, workload: Workload) -> None:
         """Dump a role and reap what the dump killed, so its pids are free for the restore
         (a transport that holds the dumped tree has it collected after the restores)."""
         workload.note_tree()  # its children die with it: reap() collects them
         opts = self._dump_options(role)
         kept = self.safe_handover and not self.transport.holds_source
-        with _phase(record, Step.DUMP, role):
+        with phase(record, Step.DUMP, role):
             self.transport.dump(self.backend, workload.pid, opts, record.calls)
         if self.transport.holds_source:
             self._held[role] = tree_pids(workload.pid)
         if kept:
-            self._sources[role] = tree_pids(workload.pid)
+            self.sources[role] = tree_pids(workload.pid)
         if self.transport.holds_source or kept:
             return
-        with _phase(record, Step.REAP, role):
+        with phase(record, Step.REAP, role):
             workload.reap()
 
     def _dump_options(self, role: str) -> CriuOptions:
@@ -202,128 +192,19 @@ class Migration:
             opts = replace(opts, leave_stopped=True)  # kept until the copy is verified
         return opts
 
-    def _restore(self, record: MigrationRecord, role: str, workload: Workload) -> None:
-        with _phase(record, Step.RESTORE, role):
+    def restore_role(self, record: MigrationRecord, role: str, workload: Workload) -> None:
+        with phase(record, Step.RESTORE, role):
             call = self.transport.restore(self.backend, self.options_for(role, "restore"),
                                           record.calls)
             assert call.restored_pid is not None
             workload.adopt(call.restored_pid)
-            self._restored.add(role)
+            self.restored.add(role)
 
     @staticmethod
-    def _resume(record: MigrationRecord, role: str, workload: Workload) -> None:
-        with _phase(record, Step.RESUME, role):
+    def resume(record: MigrationRecord, role: str, workload: Workload) -> None:
+        with phase(record, Step.RESUME, role):
             # CRIU restores a task stopped if it was stopped at dump: let it run.
             workload.thaw()
-
-    def _dump_together(
-        self, record: MigrationRecord, workloads: dict[str, Workload], dumped: list[str]
-    ) -> None:
-        """Every role looked at (while all are stopped), then all dumped at once; raise the
-        first CRIU failure once every dump has ended, with ``dumped`` naming those that
-        succeeded (the rollback restores them)."""
-        for role in self.plan.dump:
-            self._look_before(record, role, workloads[role])
-        errors = together([
-            (role, partial(self._dump, record, role, workloads[role])) for role in self.plan.dump
-        ])
-        dumped.extend(role for role in self.plan.dump if role not in errors)
-        for role in self.plan.dump:
-            if role in errors:
-                raise errors[role]
-
-    def _restore_together(self, record: MigrationRecord, workloads: dict[str, Workload]) -> None:
-        """Every role restored at once (each comes back stopped, as it was dumped), then looked
-        at, then resumed in the plan's order. A failed restore is the record's error; the
-        roles that were restored are resumed all the same, as in the sequential order."""
-        errors = together([
-            (role, partial(self._restore, record, role, workloads[role]))
-            for role in self.plan.restore
-        ])
-        failed = [role for role in self.plan.restore if role in errors]
-        if failed:
-            record.error, record.failed_step = errors[failed[0]], Step.RESTORE
-        for role in self.plan.restore:
-            if role not in errors:
-                self._look_after(record, role, workloads[role])
-        for role in self.plan.restore:
-            if role not in errors:
-                self._resume(record, role, workloads[role])
-
-    def _hand_over(self, record: MigrationRecord, workloads: dict[str, Workload]) -> None:
-        """Restore every role beside its stopped source (at once under an overlapped plan),
-        verify each copy, then kill the sources and resume the copies in the plan's order; if
-        anything fails, kill the copies and resume the sources (harness.handover)."""
-        roles = self.plan.restore
-        # (Not with a transport that holds the source: lazy's ends with its transfer.)
-        sources = {role: self._sources.get(role, []) for role in roles}
-        parked = handover.park(pid for pids in sources.values() for pid in pids)
-        restored: dict[str, int] = {}
-
-        def restore(role: str) -> None:
-            with _phase(record, Step.RESTORE, role):
-                call = self.transport.restore(self.backend, self.options_for(role, "restore"),
-                                              record.calls)
-                assert call.restored_pid is not None
-                restored[role] = call.restored_pid
-
-        errors: dict[str, CriuError] = {}
-        if self.plan.overlap:
-            errors = together([(role, partial(restore, role)) for role in roles])
-        else:
-            for role in roles:
-                try:
-                    restore(role)
-                except CriuError as err:
-                    errors[role] = err
-                    break
-        problems = []
-        if not errors:
-            for role in roles:
-                copy = Workload(name=role, argv=[], run_dir=workloads[role].run_dir,
-                                pid=restored[role])
-                self._look_after(record, role, copy)
-                if not copy.alive():
-                    problems.append(f"{role}: restored as pid {restored[role]}, then gone")
-        if errors or problems:
-            self._hand_back(record, workloads, sources, restored, parked)
-            first = next((errors[r] for r in roles if r in errors), None)
-            record.error = first or CriuError(action="restore", pid=None, log_path=None,
-                                              signature="; ".join(problems))
-            record.failed_step = Step.RESTORE
-            return
-        parked.drop()
-        for role in roles:
-            if role in self._sources:
-                with _phase(record, Step.REAP, role):
-                    handover.kill(self._sources.pop(role))
-            workloads[role].adopt(restored[role])
-            self._restored.add(role)
-        for role in roles:
-            self._resume(record, role, workloads[role])
-
-    def _hand_back(
-        self,
-        record: MigrationRecord,
-        workloads: dict[str, Workload],
-        sources: dict[str, list[int]],
-        restored: dict[str, int],
-        parked: handover.Parked,
-    ) -> None:
-        """The hand-over failed: kill every copy (and what a failed restore left in the role's
-        cgroup), give the sources their socket names back and let them run."""
-        for role in self.plan.restore:
-            with _phase(record, Step.ROLLBACK, role) as phase:
-                keep = set(sources[role])
-                copies = set(tree_pids(restored[role])) if role in restored else set()
-                copies |= {pid for pid in workloads[role].members() if pid not in keep}
-                if handover.kill(copies):
-                    phase.ok = False
-        parked.put_back()
-        for role in self.plan.restore:
-            workloads[role].thaw()
-        self._sources.clear()
-        record.handed_back = True
 
     @staticmethod
     def _quiesce(workload: Workload, timeout: float = 5.0, refreeze: bool = True) -> None:
@@ -350,8 +231,8 @@ class Migration:
         frozen: list[str],
     ) -> None:
         for role in dumped:
-            with _phase(record, Step.ROLLBACK, role) as phase:
-                if role in self._sources:
+            with phase(record, Step.ROLLBACK, role) as step:
+                if role in self.sources:
                     continue  # left stopped by its dump: it only needs to run again
                 if self.transport.holds_source:
                     # Never restored elsewhere: let go of the dump, and the task is as it was.
@@ -365,56 +246,10 @@ class Migration:
                     assert call.restored_pid is not None
                     workloads[role].adopt(call.restored_pid)
                 except CriuError:
-                    phase.ok = False
+                    step.ok = False
         for role in frozen:
             workloads[role].thaw()
         for role in dumped:
             workloads[role].thaw()
 
 
-def together(actions: Sequence[tuple[str, Callable[[], None]]]) -> dict[str, CriuError]:
-    """Run the actions at once, one thread each, and wait for all of them: a CRIU call is
-    never abandoned halfway (an interrupt of the caller waits for the others to end first, as
-    CriuProcess does for one). Each action's CRIU failure comes back under its name; any other
-    exception is raised once all have ended.
-
-    Each thread waits for its own CRIU to the end: CRIU's parent-death signal fires when the
-    thread that started it ends, not the process."""
-    errors: dict[str, CriuError] = {}
-    other: list[BaseException] = []
-
-    def run(name: str, action: Callable[[], None]) -> None:
-        try:
-            action()
-        except CriuError as err:
-            errors[name] = err
-        except BaseException as exc:  # noqa: BLE001 (re-raised in the caller's thread)
-            other.append(exc)
-
-    threads = [threading.Thread(target=run, args=item, name=f"criu-{item[0]}") for item in actions]
-    for thread in threads:
-        thread.start()
-    try:
-        for thread in threads:
-            thread.join()
-    except BaseException:
-        for thread in threads:
-            thread.join()
-        raise
-    if other:
-        raise other[0]
-    return errors
-
-
-@contextmanager
-def _phase(record: MigrationRecord, step: Step, role: str) -> Iterator[Phase]:
-    """Time a step into the record; a step that raises is marked not ok."""
-    phase = Phase(step, role, time.time(), 0.0)
-    record.phases.append(phase)
-    try:
-        yield phase
-    except BaseException:
-        phase.ok = False
-        raise
-    finally:
-        phase.finished = time.time()
