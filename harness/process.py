@@ -125,9 +125,12 @@ class Workload:
 
     def members(self) -> list[int]:
         """Every process of the workload: its cgroup's, whatever sessions and groups they
-        made (but a restore's CRIU in there); without a cgroup, the tree under its pid."""
+        made (but a restore's CRIU in there, and its children); without a cgroup, the tree
+        under its pid."""
         if self.cgroup is not None:
-            criu = running_criu()
+            # With what CRIU started itself: a criu that is a wrapper script forks before it
+            # execs the real one, and a stopped fork would hold that CRIU up for good.
+            criu = {pid for top in running_criu() for pid in tree_pids(top)}
             return [pid for pid in self.cgroup.pids() if pid not in criu]
         return tree_pids(self.pid) if self.process() is not None else []
 

@@ -25,9 +25,14 @@ SLEEPER = [sys.executable, "-c", "import time; time.sleep(60)"]
 
 
 def swrk_children() -> list[psutil.Process]:
-    return [p for p in psutil.Process().children()
-            if p.is_running() and p.status() != psutil.STATUS_ZOMBIE
-            and p.cmdline()[1:2] == ["swrk"]]
+    found = []
+    for child in psutil.Process().children():
+        try:
+            if child.status() != psutil.STATUS_ZOMBIE and child.cmdline()[1:2] == ["swrk"]:
+                found.append(child)
+        except psutil.Error:
+            continue  # gone meanwhile
+    return found
 
 
 def rpc() -> RpcBackend:
@@ -76,8 +81,9 @@ def test_what_no_request_used_ends_at_once_even_a_hanging_criu(tmp_path: Path) -
     backend = get_backend("rpc", str(hanging))
     for n in range(3):
         backend.warm("dump", CriuOptions(tmp_path / f"images-{n}", timeout=60), wait=True)
-    started = [p for p in psutil.Process().children() if p.cmdline()[:2] == ["sleep", "1000"]]
+    started = [psutil.Process(pid) for pid in running_criu()]
     assert len(started) == 3
+    assert all(p.cmdline()[:2] == ["sleep", "1000"] for p in started)  # the script's swrk
     backend.cool()  # killed, not waited for until their 60 s deadline
     assert not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in started)
     assert not running_criu()
@@ -116,3 +122,32 @@ def test_the_quiesce_step_sees_a_queued_datagram_as_ss_does(tmp_path: Path) -> N
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_a_criu_wrapper_started_ahead_is_never_frozen_with_the_workload(tmp_path: Path) -> None:
+    """A criu that is a script forks before it execs the real one (the GPU bundle's does): a
+    restore's, started ahead in the role's cgroup, must not have that child stopped by the
+    role's freeze, or it never gets to serve its request."""
+    real = get_backend("cli").criu.path
+    wrapper = tmp_path / "criu"
+    wrapper.write_text(f'#!/bin/sh\nsleep 0.5\nexec {real} "$@"\n')
+    wrapper.chmod(0o755)
+    backend = get_backend("rpc", str(wrapper))
+    with Supervisor() as supervisor:
+        workload = supervisor.spawn("sleeper", SLEEPER, tmp_path)
+        if workload.cgroup is None:
+            pytest.skip("no cgroup v2 here: a restore's CRIU is not in the role's cgroup")
+        images = tmp_path / "images"
+        restore = CriuOptions(images, log_file="restore.log", timeout=10,
+                              cgroup=workload.cgroup.path, manage_cgroups="ignore")
+        backend.warm("restore", restore, wait=True)
+        workload.freeze()  # while the wrapper's own `sleep` runs in the workload's cgroup
+        sleeping = [p for p in psutil.Process().children(recursive=True)
+                    if p.pid not in running_criu() and p.name() == "sleep"]
+        assert sleeping and all(p.status() != psutil.STATUS_STOPPED for p in sleeping)
+        backend.dump(workload.pid, CriuOptions(images, log_file="dump.log", timeout=10))
+        workload.reap()
+        call = backend.restore(restore)
+        assert call.restored_pid == workload.pid
+        workload.adopt(call.restored_pid)
+        backend.cool()
