@@ -144,9 +144,11 @@ def retry_restore(
     role: str | None = None,
     cycle: int | None = None,
     binary: str | None = None,
+    timeout: float | None = None,
 ) -> list[RestoreAttempt]:
     """Restore the kept images at path (every role, in the run's order, up to the first
-    failure; or only ``role``) and report each attempt; restored processes are killed."""
+    failure; or only ``role``) and report each attempt; restored processes are killed.
+    ``timeout``: seconds each restore may take (default: as the run's call had it)."""
     run_dir = run_dir_of(path)
     which, roles = find_images(run_dir, cycle)
     if not roles:
@@ -181,7 +183,7 @@ def retry_restore(
             # criu-calls.json already, and it is the harness's own file.
             (images_dir / PIDFILE).unlink(missing_ok=True)
             try:
-                call = get_backend(chosen, binary).restore(opts)
+                call = get_backend(chosen, binary, timeout).restore(opts)
             except CriuError as err:
                 attempt.signature, attempt.error = err.signature, str(err)
                 _highlight(opts.log_path)

@@ -107,7 +107,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_restore(args: argparse.Namespace) -> int:
     attempts = reproduce.retry_restore(
-        args.dir, backend=args.backend, role=args.role, cycle=args.cycle, binary=args.criu_binary
+        args.dir, backend=args.backend, role=args.role, cycle=args.cycle, binary=args.criu_binary,
+        timeout=args.criu_timeout,
     )
     print("\n".join(reproduce.describe(attempts)))
     return 0 if all(a.ok for a in attempts) else 1
@@ -161,6 +162,8 @@ def add(commands: Any) -> None:
                      help="how to drive CRIU (default: as the run did)")
     rst.add_argument("--role", help="restore only this role (default: every role, in the run's order)")
     rst.add_argument("--cycle", type=options.positive, help="which migration's images (default: the last)")
+    rst.add_argument("--criu-timeout", type=options.seconds, metavar="SECONDS",
+                     help="kill a restore that runs longer (default: as the run's restore had it)")
     options.criu_binary(rst)
     rst.set_defaults(func=cmd_restore)
 

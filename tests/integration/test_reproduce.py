@@ -168,3 +168,25 @@ def test_restore_with_nothing_to_restore(tmp_path: Path) -> None:
     out = harness("restore", str(tmp_path))
     assert out.returncode == 2 and "no complete images" in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1
+
+
+def test_restore_of_a_kept_run_with_a_criu_timeout(tmp_path: Path) -> None:
+    """--criu-timeout bounds the retried restore: a CRIU that hangs is killed at it, and the
+    retry says so (a hanging swrk here: the rpc backend's, as the run used)."""
+    result = ScenarioRun(scenario.find("dgram-echo"), get_backend("rpc"), keep="always").run()
+    try:
+        assert result.outcome == "passed", result.reason
+        real = get_backend("cli").criu.path
+        hanging = tmp_path / "hanging-criu"
+        hanging.write_text('#!/bin/sh\ncase "$1" in swrk) exec sleep 1000 ;; esac\n'
+                           f'exec {real} "$@"\n')
+        hanging.chmod(0o755)
+        retried = harness("restore", result.artifacts, "--role", "server", "--criu-binary",
+                          str(hanging), "--criu-timeout", "1")
+        assert retried.returncode == 1, retried.stdout + retried.stderr
+        assert "timed out after 1 s" in retried.stdout
+        bad = harness("restore", result.artifacts, "--criu-timeout", "0")
+        assert bad.returncode == 2 and "--criu-timeout" in bad.stderr
+        assert len(bad.stderr.strip().splitlines()) == 1 and "Traceback" not in bad.stderr
+    finally:
+        _remove_kept(result)
