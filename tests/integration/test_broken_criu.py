@@ -19,8 +19,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import psutil
@@ -33,10 +33,11 @@ from harness.migration import Migration
 from harness.plan import get_plan
 from harness.process import Workload
 from harness.progress import EventProgress
-from harness.supervisor import Supervisor
 from harness.verification import Accounting
 
 pytestmark = pytest.mark.criu
+# The conftest fixture's type: a function of the run directory, giving a context manager.
+PairFactory = Callable[[Path], AbstractContextManager[tuple[dict[str, Workload], EventProgress]]]
 
 HARNESS = [sys.executable, "-m", "harness"]
 # At post-dump CRIU has written every image and still holds the tasks (seized, stopped):
@@ -104,22 +105,6 @@ def harness(*args: str, tmpdir: Path) -> subprocess.CompletedProcess[str]:
                           env={**os.environ, "TMPDIR": str(tmpdir)}, check=False)
 
 
-@contextmanager
-def dgram_pair(run_dir: Path) -> Iterator[tuple[dict[str, Workload], EventProgress]]:
-    """The dgram-echo pair, running and answering, killed whatever ends the block."""
-    s = scenario.find("dgram-echo")
-    with Supervisor() as supervisor:
-        for spec in s.processes:
-            workload = supervisor.spawn(spec.role, [s.render(a, run_dir) for a in spec.argv],
-                                        run_dir)
-            # Ready before the next starts, as the runner does: a client started before the
-            # server has bound its socket loses its first messages (ENOENT), not the migration.
-            spec.ready.wait(workload, lambda text: s.render(text, run_dir))
-        progress = EventProgress(run_dir / "client.events")
-        progress.wait(0.0, 20, 15)
-        yield supervisor.workloads, progress
-
-
 def tracer(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("TracerPid:"):
@@ -131,7 +116,7 @@ def tracer(pid: int) -> int:
 
 
 def test_criu_killed_with_sigkill_in_the_middle_of_a_dump_rolls_back(
-    tmp_path: Path, backend_name: str
+    tmp_path: Path, backend_name: str, dgram_pair: PairFactory
 ) -> None:
     hook = script(tmp_path, "kill-criu.sh", KILL_CRIU)
     backend = get_backend(backend_name)

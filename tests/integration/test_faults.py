@@ -9,14 +9,13 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import psutil
 import pytest
 
-from harness import scenario
 from harness.criu import get_backend
 from harness.criu.backend import Backend
 from harness.criu.options import CriuOptions
@@ -24,9 +23,10 @@ from harness.migration import Migration, MigrationRecord
 from harness.plan import get_plan
 from harness.process import Workload
 from harness.progress import EventProgress
-from harness.supervisor import Supervisor
 
 pytestmark = pytest.mark.criu
+# The conftest fixture's type: a function of the run directory, giving a context manager.
+PairFactory = Callable[[Path], AbstractContextManager[tuple[dict[str, Workload], EventProgress]]]
 
 HARNESS = [sys.executable, "-m", "harness.cli"]
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
@@ -45,22 +45,6 @@ def hanging_criu(tmp_path: Path) -> Path:
     )
     path.chmod(0o755)
     return path
-
-
-@contextmanager
-def dgram_pair(run_dir: Path) -> Iterator[tuple[dict[str, Workload], EventProgress]]:
-    """The dgram-echo pair, running and answering, killed whatever ends the block."""
-    s = scenario.find("dgram-echo")
-    with Supervisor() as supervisor:
-        for spec in s.processes:
-            workload = supervisor.spawn(spec.role, [s.render(a, run_dir) for a in spec.argv],
-                                        run_dir)
-            # Ready before the next starts, as the runner does: a client started before the
-            # server has bound its socket loses its first messages (ENOENT), not the migration.
-            spec.ready.wait(workload, lambda text: s.render(text, run_dir))
-        progress = EventProgress(run_dir / "client.events")
-        progress.wait(0.0, 20, 15)
-        yield supervisor.workloads, progress
 
 
 def migrate(backend: Backend, workloads: dict[str, Workload], images: Path) -> MigrationRecord:
@@ -97,7 +81,7 @@ def scenario_file(tmp_path: Path, criu_table: str) -> Path:
 
 
 def test_a_hanging_criu_is_killed_and_the_workload_goes_on(
-    tmp_path: Path, backend_name: str, hanging_criu: Path
+    tmp_path: Path, backend_name: str, hanging_criu: Path, dgram_pair: PairFactory
 ) -> None:
     backend = get_backend(backend_name, str(hanging_criu), timeout=2)
     with dgram_pair(tmp_path) as (workloads, progress):
@@ -148,7 +132,7 @@ def test_the_timeout_of_a_scenario_file(tmp_path: Path, hanging_criu: Path) -> N
 
 
 def test_an_early_dump_fault_fails_the_dump_and_the_workload_goes_on(
-    tmp_path: Path, backend_name: str
+    tmp_path: Path, backend_name: str, dgram_pair: PairFactory
 ) -> None:
     backend = get_backend(backend_name, fault=1)
     with dgram_pair(tmp_path) as (workloads, progress):
