@@ -18,7 +18,7 @@ from harness.cgroup import RunCgroup
 from harness.criu.process import running_criu
 from harness.errors import WorkloadError
 from harness.namespace import Namespaces
-from harness.proctree import is_stopped, session_members, tree_pids
+from harness.proctree import descends_from, is_stopped, session_members, tree_pids
 from harness.waiting import wait_for
 
 
@@ -128,10 +128,11 @@ class Workload:
         made (but a restore's CRIU in there, and its children); without a cgroup, the tree
         under its pid."""
         if self.cgroup is not None:
+            pids = self.cgroup.pids()
             # With what CRIU started itself: a criu that is a wrapper script forks before it
             # execs the real one, and a stopped fork would hold that CRIU up for good.
-            criu = {pid for top in running_criu() for pid in tree_pids(top)}
-            return [pid for pid in self.cgroup.pids() if pid not in criu]
+            criu = running_criu()
+            return [pid for pid in pids if not (criu and descends_from(pid, criu))]
         return tree_pids(self.pid) if self.process() is not None else []
 
     def _stop_members(self) -> bool:

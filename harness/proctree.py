@@ -8,7 +8,7 @@ from pathlib import Path
 
 import psutil
 
-__all__ = ["is_stopped", "session_members", "tree_pids", "tree_stopped"]
+__all__ = ["descends_from", "is_stopped", "parent", "session_members", "tree_pids", "tree_stopped"]
 
 
 def tree_pids(pid: int) -> list[int]:
@@ -30,6 +30,27 @@ def tree_pids(pid: int) -> list[int]:
                 continue
             todo += [int(c) for c in children]
     return found
+
+
+def parent(pid: int) -> int:
+    """The pid's parent (0 once it is gone)."""
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[1])
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def descends_from(pid: int, ancestors: set[int]) -> bool:
+    """pid is one of ancestors, or their descendant: its parents, walked up to the root. Up,
+    not down from the ancestors: a process forked while /proc/PID/task/TID/children is read
+    may be missing there, never from its own parent link."""
+    seen: set[int] = set()
+    while pid > 1 and pid not in seen:
+        if pid in ancestors:
+            return True
+        seen.add(pid)
+        pid = parent(pid)
+    return False
 
 
 def is_stopped(pid: int) -> bool:

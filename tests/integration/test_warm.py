@@ -18,6 +18,7 @@ from harness.criu.options import CriuOptions
 from harness.criu.process import running_criu
 from harness.sockets import queued_bytes, receive_queues
 from harness.supervisor import Supervisor
+from harness.waiting import wait_for
 
 pytestmark = pytest.mark.criu
 
@@ -83,7 +84,8 @@ def test_what_no_request_used_ends_at_once_even_a_hanging_criu(tmp_path: Path) -
         backend.warm("dump", CriuOptions(tmp_path / f"images-{n}", timeout=60), wait=True)
     started = [psutil.Process(pid) for pid in running_criu()]
     assert len(started) == 3
-    assert all(p.cmdline()[:2] == ["sleep", "1000"] for p in started)  # the script's swrk
+    # The script's swrk, once it has exec'd its sleep.
+    wait_for(lambda: all(p.cmdline()[:2] == ["sleep", "1000"] for p in started), timeout=10)
     backend.cool()  # killed, not waited for until their 60 s deadline
     assert not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in started)
     assert not running_criu()
@@ -130,7 +132,7 @@ def test_a_criu_wrapper_started_ahead_is_never_frozen_with_the_workload(tmp_path
     role's freeze, or it never gets to serve its request."""
     real = get_backend("cli").criu.path
     wrapper = tmp_path / "criu"
-    wrapper.write_text(f'#!/bin/sh\nsleep 0.5\nexec {real} "$@"\n')
+    wrapper.write_text(f'#!/bin/sh\nsleep 1\nexec {real} "$@"\n')
     wrapper.chmod(0o755)
     backend = get_backend("rpc", str(wrapper))
     with Supervisor() as supervisor:
@@ -141,10 +143,12 @@ def test_a_criu_wrapper_started_ahead_is_never_frozen_with_the_workload(tmp_path
         restore = CriuOptions(images, log_file="restore.log", timeout=10,
                               cgroup=workload.cgroup.path, manage_cgroups="ignore")
         backend.warm("restore", restore, wait=True)
-        workload.freeze()  # while the wrapper's own `sleep` runs in the workload's cgroup
-        sleeping = [p for p in psutil.Process().children(recursive=True)
-                    if p.pid not in running_criu() and p.name() == "sleep"]
-        assert sleeping and all(p.status() != psutil.STATUS_STOPPED for p in sleeping)
+        [swrk] = [psutil.Process(pid) for pid in running_criu()]
+        # The wrapper's own `sleep`, in the workload's cgroup while the workload is frozen.
+        sleeping = wait_for(lambda: [p for p in swrk.children() if p.name() == "sleep"],
+                            timeout=10)
+        workload.freeze()
+        assert all(p.status() != psutil.STATUS_STOPPED for p in sleeping)
         backend.dump(workload.pid, CriuOptions(images, log_file="dump.log", timeout=10))
         workload.reap()
         call = backend.restore(restore)
