@@ -14,6 +14,28 @@ from pathlib import Path
 
 import pytest
 
+# The base of pytest's temporary directories when this run made it (see pytest_configure).
+_SHORT_BASE: list[Path] = []
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist (``-n N``) every worker's tmp_path gains a ``popen-gwN`` level, and
+    the run directories that tests put there then hold unix socket paths over the 107 bytes a
+    socket name may have: the controller gives the workers a short base of its own instead
+    (tryfirst: before pytest's tmp_path factory reads the option)."""
+    if getattr(config.option, "numprocesses", None) and not hasattr(config, "workerinput") \
+            and config.option.basetemp is None:
+        base = Path(tempfile.mkdtemp(prefix="pt-", dir="/tmp"))
+        _SHORT_BASE.append(base)
+        config.option.basetemp = str(base)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """The short base goes once every test passed; a failure's directories stay to be read."""
+    if _SHORT_BASE and exitstatus == 0 and not hasattr(session.config, "workerinput"):
+        shutil.rmtree(_SHORT_BASE[0], ignore_errors=True)
+
 
 @pytest.fixture(params=["rpc", "cli"])
 def backend_name(request: pytest.FixtureRequest) -> str:

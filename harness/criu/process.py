@@ -13,7 +13,6 @@ import signal
 import subprocess
 import threading
 import time
-import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from functools import partial
@@ -96,15 +95,22 @@ def _prepare(netns: str | None, cgroup: Path | None) -> None:
             os.close(fd)
 
 
-# Every CRIU the harness started, while it runs: see running_criu().
-_STARTED: weakref.WeakSet[CriuProcess] = weakref.WeakSet()
+# Every CRIU the harness started and has not collected yet: see running_criu(). Started from
+# several threads (RpcBackend.warm's), read from any, hence the lock. A plain set, not a
+# WeakSet: a weak reference's callback runs whenever the collector does, and a Ctrl-C or
+# SIGTERM raised in there is printed and dropped instead of ending the run.
+_STARTED: set[CriuProcess] = set()
+_STARTED_LOCK = threading.Lock()
 
 
 def running_criu() -> set[int]:
     """The pids of the CRIU processes the harness started and has not collected yet. A
     restore's CRIU runs in the role's cgroup (and may be started there ahead of its request:
     RpcBackend.warm): the role's members are its workload, not CRIU."""
-    return {p.proc.pid for p in list(_STARTED) if p.proc.returncode is None}
+    with _STARTED_LOCK:
+        for done in [p for p in _STARTED if p.proc.returncode is not None]:
+            _STARTED.discard(done)
+        return {p.proc.pid for p in _STARTED}
 
 
 class CriuProcess:
@@ -143,7 +149,8 @@ class CriuProcess:
             # (CriuOptions.cgroup).
             preexec_fn=partial(_prepare, netns, cgroup or criu_cgroup()),
         )
-        _STARTED.add(self)
+        with _STARTED_LOCK:
+            _STARTED.add(self)
 
     def restart_deadline(self) -> None:
         """Count the deadline from now: for a CRIU started ahead of its work (``criu swrk``

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import os
+import queue
 import socket
 import threading
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +76,51 @@ class _Swrk:
         self.process.stop()
 
 
+# How long a CRIU started ahead may take to start: past it, the request starts its own (a
+# fork and exec take milliseconds; this only bounds a start that went wrong).
+START_TIMEOUT_S = 10.0
+_Job = tuple[Callable[[], _Swrk], "Future[_Swrk]"]
+
+
+class _Starter:
+    """The thread that starts CRIU ahead: one, living until stop(), because CRIU's
+    parent-death signal follows the thread that started it. A daemon thread: a harness on its
+    way out (an interrupt, a SIGTERM) never waits for it, and what it started dies with it."""
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._serve, name="criu-swrk", daemon=True)
+        self._thread.start()
+
+    def submit(self, start: Callable[[], _Swrk]) -> Future[_Swrk]:
+        future: Future[_Swrk] = Future()
+        self._jobs.put((start, future))
+        return future
+
+    def _serve(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            start, future = job
+            try:
+                future.set_result(start())
+            except BaseException as exc:  # noqa: BLE001 (the future's result raises it)
+                future.set_exception(exc)
+
+    def stop(self) -> None:
+        self._jobs.put(None)
+        self._thread.join(START_TIMEOUT_S)
+
+
+def _started(ahead: Future[_Swrk]) -> _Swrk | None:
+    """The swrk a future started, once it has; None if its start failed or is taking too
+    long (START_TIMEOUT_S)."""
+    try:
+        if ahead.exception(START_TIMEOUT_S) is None:
+            return ahead.result()
+    except FutureTimeout:
+        pass
+    return None
+
+
 class RpcBackend(Backend):
     name = "rpc"
 
@@ -83,9 +132,8 @@ class RpcBackend(Backend):
         # CRIU started ahead of its request, by (action, images directory): see warm().
         self._ahead: dict[tuple[Action, Path], Future[_Swrk]] = {}
         self._lock = threading.Lock()
-        # The one thread that starts them: CRIU's parent-death signal follows the thread that
-        # started it, and this one lives until cool().
-        self._starter: ThreadPoolExecutor | None = None
+        # The one thread that starts them (see _Starter), until cool().
+        self._starter: _Starter | None = None
 
     def warm(self, action: Action, opts: CriuOptions, wait: bool = False) -> None:
         """Start ``criu swrk`` for an action now, so that its start (a fork of the harness,
@@ -97,34 +145,37 @@ class RpcBackend(Backend):
         with self._lock:
             self._discard((action, opts.images_dir))
             if self._starter is None:
-                self._starter = ThreadPoolExecutor(1, thread_name_prefix="criu-swrk")
-            ahead = self._starter.submit(self._spawn, action, opts)
+                self._starter = _Starter()
+            ahead = self._starter.submit(partial(self._spawn, action, opts))
             self._ahead[(action, opts.images_dir)] = ahead
         if wait:
-            ahead.exception()
+            _started(ahead)
 
     def cool(self) -> None:
         """End every CRIU started ahead that no request used, and the thread that started
         them."""
         with self._lock:
-            for key in list(self._ahead):
-                self._discard(key)
             starter, self._starter = self._starter, None
-        if starter is not None:
-            starter.shutdown(wait=True)
+            try:
+                for key in list(self._ahead):
+                    self._discard(key)
+            finally:
+                if starter is not None:
+                    starter.stop()
 
     def _discard(self, key: tuple[Action, Path]) -> None:
         ahead = self._ahead.pop(key, None)
-        if ahead is not None and ahead.exception() is None:
-            ahead.result().close()
+        swrk = _started(ahead) if ahead is not None else None
+        if swrk is not None:
+            swrk.close()
 
     def _take(self, action: Action, opts: CriuOptions) -> _Swrk | None:
         """The swrk started ahead for this request, if it was started as the request needs."""
         with self._lock:
             ahead = self._ahead.pop((action, opts.images_dir), None)
-        if ahead is None or ahead.exception() is not None:
+        swrk = _started(ahead) if ahead is not None else None
+        if swrk is None:
             return None
-        swrk = ahead.result()
         if swrk.started_as != _started_as(action, opts):
             swrk.close()
             return None
@@ -169,10 +220,14 @@ class RpcBackend(Backend):
         # here (or ahead, see warm) keeps all three, and gives it its environment (CRIU_FAULT).
         if config := rpc_config_args(opts):
             (opts.images_dir / RPC_CONFIG).write_text(rpc_config(config))
-        swrk = self._take(call.action, opts) or self._spawn(call.action, opts)
+        dirfd = os.open(opts.images_dir, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            swrk = self._take(call.action, opts) or self._spawn(call.action, opts)
+        except BaseException:
+            os.close(dirfd)
+            raise
         criu, ours = swrk.process, swrk.sock
         criu.restart_deadline()
-        dirfd = os.open(opts.images_dir, os.O_RDONLY | os.O_DIRECTORY)
         try:
             errno = None
             resp = None

@@ -21,13 +21,18 @@ from harness.scenario import Scenario, Verify
 pytestmark = pytest.mark.criu
 
 
-def left_of(name: str) -> list[psutil.Process]:
+def left_of(name: str, under: Path) -> list[psutil.Process]:
+    """Processes named name whose command line names a path under this test's own run
+    directories: under pytest -n N, another test's daemon may be running meanwhile."""
     return [p for p in psutil.process_iter(["cmdline", "status"])
             if name in " ".join(p.info["cmdline"] or [])
+            and str(under) in " ".join(p.info["cmdline"] or [])
             and p.info["status"] != psutil.STATUS_ZOMBIE]
 
 
-def test_the_self_checking_daemon_migrates_and_leaves_nothing(backend_name: str) -> None:
+def test_the_self_checking_daemon_migrates_and_leaves_nothing(
+    backend_name: str, run_dirs_in_pytest_tmp: Path
+) -> None:
     """A double-forked daemon whose helper leads a session of its own: tracked by its
     pidfile, frozen whole (no process-group timeout), asked with SIGTERM, PASS."""
     result = ScenarioRun(scenario.find("selfcheck-daemon"), get_backend(backend_name),
@@ -36,10 +41,10 @@ def test_the_self_checking_daemon_migrates_and_leaves_nothing(backend_name: str)
     assert result.reason == "2 migration(s) verified; the program's own check passed"
     dumps = [c for cycle in result.cycles for c in cycle.calls if c.action == "dump"]
     assert len(dumps) == 2 and all(c.error is None for c in dumps)
-    assert left_of("selfcheck_daemon") == []
+    assert left_of("selfcheck_daemon", run_dirs_in_pytest_tmp) == []
 
 
-def test_a_self_check_that_does_not_say_pass_fails_the_run() -> None:
+def test_a_self_check_that_does_not_say_pass_fails_the_run(run_dirs_in_pytest_tmp: Path) -> None:
     daemon = scenario.find("selfcheck-daemon")
     wants_more = replace(daemon, verify=replace(daemon.verify, pattern="^PASS 999999 "))
     result = ScenarioRun(wants_more, get_backend("rpc"), keep="never").run()
@@ -48,7 +53,7 @@ def test_a_self_check_that_does_not_say_pass_fails_the_run() -> None:
     status = replace(daemon, verify=replace(daemon.verify, exit_status=3, file=None))
     result = ScenarioRun(status, get_backend("rpc"), keep="never").run()
     assert result.outcome is Outcome.FAILED and "exited with status 0 (expected 3)" in result.reason
-    assert left_of("selfcheck_daemon") == []
+    assert left_of("selfcheck_daemon", run_dirs_in_pytest_tmp) == []
 
 
 def test_a_daemon_whose_launcher_fails_is_an_error_naming_it(tmp_path: Path) -> None:
@@ -62,20 +67,30 @@ def test_a_daemon_whose_launcher_fails_is_an_error_naming_it(tmp_path: Path) -> 
 
 def test_a_log_pattern_program_has_a_downtime_like_the_event_log_one() -> None:
     """The C twin of dgram-echo is seen only through its output lines, stamped as they appear:
-    its downtime is measured like the Python pair's, from its client's event log. Interleaved
-    rounds, so that both see the same machine (CRIU's own times vary by tens of percent)."""
-    downtimes: dict[str, list[float]] = {"dgram-echo": [], "native-dgram": []}
+    its downtime is measured like the Python pair's, from its client's event log. Each is held
+    to its own migration's window (first SIGSTOP to last SIGCONT), which the client's
+    downtime must cover and not outlast by more than a round trip or two: CRIU's own times
+    vary by tens of percent from one cycle to the next (more under pytest -n N), the window
+    moves with them."""
+    overhang: dict[str, list[float]] = {"dgram-echo": [], "native-dgram": []}
     for _ in range(2):
-        for name, found in downtimes.items():
+        for name, found in overhang.items():
             result = ScenarioRun(scenario.find(name), get_backend("rpc"), iterations=4,
                                  keep="never").run()
             assert result.outcome is Outcome.PASSED, result.reason
             assert all(c.timeline for c in result.cycles)
-            found += [c.downtime_ms for c in result.cycles if c.downtime_ms is not None]
-    assert all(len(found) == 8 and min(found) > 0 for found in downtimes.values()), downtimes
-    python = statistics.median(downtimes["dgram-echo"])
-    native = statistics.median(downtimes["native-dgram"])
-    assert abs(native - python) <= 0.2 * python, downtimes
+            for c in result.cycles:
+                assert c.downtime_ms is not None and c.downtime_ms > 0
+                window = (max(p.finished for p in c.phases)
+                          - min(p.started for p in c.phases)) * 1000
+                found.append(c.downtime_ms - window)
+    assert all(len(found) == 8 for found in overhang.values()), overhang
+    # Measured here: -2 to +10 ms for both, idle or with every CPU busy; down to -28 ms once
+    # under pytest -n 4 (a round trip answered in the instant of the first SIGSTOP).
+    assert all(-50 <= ms <= 80 for found in overhang.values() for ms in found), overhang
+    python = statistics.median(overhang["dgram-echo"])
+    native = statistics.median(overhang["native-dgram"])
+    assert abs(native - python) <= 20, overhang
 
 
 SHARED = """
