@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from runs import Pair, PairFactory
 
 from harness import scenario
-from harness.process import Workload
 from harness.progress import EventProgress
 from harness.supervisor import Supervisor
-
-Pair = tuple[dict[str, Workload], EventProgress]
-PairFactory = Callable[[Path], AbstractContextManager[Pair]]
 
 
 @contextmanager

@@ -19,25 +19,20 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
-from contextlib import AbstractContextManager
 from pathlib import Path
 
 import psutil
 import pytest
+from runs import PairFactory, of_run
 
 from harness import cgroup, scenario
 from harness.criu import get_backend, yard
 from harness.criu.options import CriuOptions
 from harness.migration import Migration
 from harness.plan import get_plan
-from harness.process import Workload
-from harness.progress import EventProgress
 from harness.verification import Accounting
 
 pytestmark = pytest.mark.criu
-# The conftest fixture's type: a function of the run directory, giving a context manager.
-PairFactory = Callable[[Path], AbstractContextManager[tuple[dict[str, Workload], EventProgress]]]
 
 HARNESS = [sys.executable, "-m", "harness"]
 # At post-dump CRIU has written every image and still holds the tasks (seized, stopped):
@@ -57,16 +52,6 @@ for f in {files}; do {damage}; done
 """
 TRUNCATE = 'truncate -s $(( $(stat -c %s "$f") / 2 )) "$f"'
 GARBAGE = 'dd if=/dev/urandom of="$f" bs=1 count=32 seek=12 conv=notrunc 2>/dev/null'
-
-
-def of_run(base: Path) -> list[psutil.Process]:
-    """Every live process whose command line or working directory is under base."""
-    found = []
-    for proc in psutil.process_iter(["cmdline", "cwd", "status"]):
-        text = " ".join(proc.info["cmdline"] or []) + " " + (proc.info["cwd"] or "")
-        if str(base) in text and proc.info["status"] != psutil.STATUS_ZOMBIE:
-            found.append(proc)
-    return found
 
 
 def run_cgroups(patterns: list[str]) -> list[Path]:

@@ -9,12 +9,11 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
-from contextlib import AbstractContextManager
 from pathlib import Path
 
 import psutil
 import pytest
+from runs import PairFactory
 
 from harness.criu import get_backend
 from harness.criu.backend import Backend
@@ -25,8 +24,6 @@ from harness.process import Workload
 from harness.progress import EventProgress
 
 pytestmark = pytest.mark.criu
-# The conftest fixture's type: a function of the run directory, giving a context manager.
-PairFactory = Callable[[Path], AbstractContextManager[tuple[dict[str, Workload], EventProgress]]]
 
 HARNESS = [sys.executable, "-m", "harness.cli"]
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from runs import of_run
 
 from harness import cgroup, scenario
 from harness.criu import get_backend, yard
@@ -36,17 +37,6 @@ HOOK = """#!/bin/sh
 echo "$CRTOOLS_IMAGE_DIR" > "$HOOK_MARKER"
 sleep "$HOOK_SLEEP"
 """
-
-
-def of_run(base: Path) -> list[psutil.Process]:
-    """Every live process whose command line or working directory is under base, and every
-    stopped one among them: what a run left behind."""
-    found = []
-    for proc in psutil.process_iter(["cmdline", "cwd", "status"]):
-        text = " ".join(proc.info["cmdline"] or []) + " " + (proc.info["cwd"] or "")
-        if str(base) in text and proc.info["status"] != psutil.STATUS_ZOMBIE:
-            found.append(proc)
-    return found
 
 
 def our_cgroups(pid: int) -> list[Path]:

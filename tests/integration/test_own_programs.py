@@ -10,6 +10,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from runs import of_run
 
 from harness import scenario
 from harness.criu import get_backend
@@ -22,12 +23,9 @@ pytestmark = pytest.mark.criu
 
 
 def left_of(name: str, under: Path) -> list[psutil.Process]:
-    """Processes named name whose command line names a path under this test's own run
-    directories: under pytest -n N, another test's daemon may be running meanwhile."""
-    return [p for p in psutil.process_iter(["cmdline", "status"])
-            if name in " ".join(p.info["cmdline"] or [])
-            and str(under) in " ".join(p.info["cmdline"] or [])
-            and p.info["status"] != psutil.STATUS_ZOMBIE]
+    """Processes named name left by runs under this test's own run directories: under pytest
+    -n N, another test's daemon may be running meanwhile."""
+    return [p for p in of_run(under) if name in " ".join(p.info["cmdline"] or [])]
 
 
 def test_the_self_checking_daemon_migrates_and_leaves_nothing(
