@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import ctypes
 import os
+import queue
 import signal
 import subprocess
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
-from typing import IO
+from typing import IO, Generic, TypeVar
 
 import psutil
 
@@ -28,7 +30,7 @@ from harness.criu.options import CriuOptions
 from harness.fields import JsonObject
 
 __all__ = ["DEFAULT_TIMEOUT_S", "FAULT_ENV", "INTERRUPT_GRACE_S", "CriuProcess", "criu_cgroup",
-           "criu_env", "env_record", "running_criu"]
+           "Starter", "criu_env", "env_record", "running_criu"]
 
 # How long an interrupted harness lets a running CRIU finish: killing CRIU in the middle of a
 # dump can leave the task with CRIU's parasite code in it, so it is the last resort.
@@ -111,6 +113,40 @@ def running_criu() -> set[int]:
         for done in [p for p in _STARTED if p.proc.returncode is not None]:
             _STARTED.discard(done)
         return {p.proc.pid for p in _STARTED}
+
+
+T = TypeVar("T")
+
+
+class Starter(Generic[T]):
+    """The thread that starts CRIU processes for work to come: one, living until stop(),
+    because CRIU's parent-death signal follows the thread that started it (a daemon that a
+    restore's thread wants must outlive that thread; a CRIU started ahead must outlive the
+    call that asked for it). A daemon thread: a harness on its way out (an interrupt, a
+    SIGTERM) never waits for it, and what it started dies with it."""
+
+    def __init__(self, name: str) -> None:
+        self._jobs: queue.SimpleQueue[tuple[Callable[[], T], Future[T]] | None] = (
+            queue.SimpleQueue())
+        self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
+        self._thread.start()
+
+    def submit(self, start: Callable[[], T]) -> Future[T]:
+        future: Future[T] = Future()
+        self._jobs.put((start, future))
+        return future
+
+    def _serve(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            start, future = job
+            try:
+                future.set_result(start())
+            except BaseException as exc:  # noqa: BLE001 (the future's result raises it)
+                future.set_exception(exc)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._jobs.put(None)
+        self._thread.join(timeout)
 
 
 class CriuProcess:

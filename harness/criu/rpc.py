@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import os
-import queue
 import socket
 import threading
-from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
@@ -23,7 +21,7 @@ from harness.criu.options import (
     rpc_config_args,
     rpc_fields,
 )
-from harness.criu.process import CriuProcess, criu_cgroup, criu_env, env_record
+from harness.criu.process import CriuProcess, Starter, criu_cgroup, criu_env, env_record
 from harness.errors import UsageError
 from harness.fields import JsonObject
 from harness.rundir import private_dir
@@ -79,37 +77,6 @@ class _Swrk:
 # How long a CRIU started ahead may take to start: past it, the request starts its own (a
 # fork and exec take milliseconds; this only bounds a start that went wrong).
 START_TIMEOUT_S = 10.0
-_Job = tuple[Callable[[], _Swrk], "Future[_Swrk]"]
-
-
-class _Starter:
-    """The thread that starts CRIU ahead: one, living until stop(), because CRIU's
-    parent-death signal follows the thread that started it. A daemon thread: a harness on its
-    way out (an interrupt, a SIGTERM) never waits for it, and what it started dies with it."""
-
-    def __init__(self) -> None:
-        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._serve, name="criu-swrk", daemon=True)
-        self._thread.start()
-
-    def submit(self, start: Callable[[], _Swrk]) -> Future[_Swrk]:
-        future: Future[_Swrk] = Future()
-        self._jobs.put((start, future))
-        return future
-
-    def _serve(self) -> None:
-        while (job := self._jobs.get()) is not None:
-            start, future = job
-            try:
-                future.set_result(start())
-            except BaseException as exc:  # noqa: BLE001 (the future's result raises it)
-                future.set_exception(exc)
-
-    def stop(self) -> None:
-        self._jobs.put(None)
-        self._thread.join(START_TIMEOUT_S)
-
-
 def _started(ahead: Future[_Swrk]) -> _Swrk | None:
     """The swrk a future started, once it has; None if its start failed or is taking too
     long (START_TIMEOUT_S)."""
@@ -132,8 +99,8 @@ class RpcBackend(Backend):
         # CRIU started ahead of its request, by (action, images directory): see warm().
         self._ahead: dict[tuple[Action, Path], Future[_Swrk]] = {}
         self._lock = threading.Lock()
-        # The one thread that starts them (see _Starter), until cool().
-        self._starter: _Starter | None = None
+        # The one thread that starts them (harness.criu.process.Starter), until cool().
+        self._starter: Starter[_Swrk] | None = None
 
     def warm(self, action: Action, opts: CriuOptions, wait: bool = False) -> None:
         """Start ``criu swrk`` for an action now, so that its start (a fork of the harness,
@@ -145,7 +112,7 @@ class RpcBackend(Backend):
         with self._lock:
             self._discard((action, opts.images_dir))
             if self._starter is None:
-                self._starter = _Starter()
+                self._starter = Starter("criu-swrk")
             ahead = self._starter.submit(partial(self._spawn, action, opts))
             self._ahead[(action, opts.images_dir)] = ahead
         if wait:

@@ -6,13 +6,12 @@ from __future__ import annotations
 import itertools
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.criu import CriuOptions
 from harness.criu.log import log_signature
-from harness.criu.process import DEFAULT_TIMEOUT_S, CriuProcess
+from harness.criu.process import DEFAULT_TIMEOUT_S, CriuProcess, Starter
 from harness.errors import CriuError
 from harness.netns import Host
 from harness.transport.local import DESTINATION_DIR
@@ -37,11 +36,10 @@ class Sides:
     # Starts the daemons: CRIU's parent-death signal follows the thread that started it, and a
     # daemon outlives the (overlapped) restore's thread that wants it; this one lives until
     # close().
-    _starter: ThreadPoolExecutor = field(
-        default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="criu-daemons"))
+    _starter: Starter[CriuProcess] = field(default_factory=lambda: Starter("criu-daemons"))
 
     def close(self) -> None:
-        self._starter.shutdown(wait=True)
+        self._starter.stop()
 
     def port(self) -> int:
         with self._lock:
