@@ -8,20 +8,29 @@ error line, with the workload going on afterwards.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from typing import Protocol
 
-from harness.criu import Backend, CriuOptions
+from harness.criu import Backend, CriuCall, CriuOptions
 from harness.difference import Difference, Inspection, describe
 from harness.errors import HarnessError, VerificationError
 from harness.evidence import drop_pages
-from harness.fingerprint import take_tree
+from harness.fingerprint import Fingerprint, take_tree
 from harness.isolation import DEFAULT_ISOLATION, Isolation, criu_options
 from harness.migration import Migration, MigrationRecord
 from harness.plan import Plan
 from harness.process import Workload
 from harness.progress import Progress
-from harness.result import CycleResult, Keep, Outcome, RoleStats, Step
+from harness.result import (
+    CycleResult,
+    Keep,
+    Outcome,
+    Phase,
+    RoleStats,
+    ScenarioResult,
+    Step,
+)
 from harness.rundir import RunDir
 from harness.scenario import Expectation, Scenario
 from harness.startup import tails
@@ -30,13 +39,32 @@ from harness.transport import Transport
 from harness.verdict import expected_failure, over_limits
 from harness.verification import losses_between
 
-__all__ = ["UNREAD_LAZILY", "Cycles"]
+__all__ = ["UNREAD_LAZILY", "Arrival", "Cycles", "Departure"]
 
 # Right after a lazy restore, /proc/PID/cmdline reads empty: the kernel reads it from the
 # task's memory, whose pages are still at the source (a page fault from another process is not
 # served). The look before the resume may show that; the command line is compared again once
 # every page has arrived.
 UNREAD_LAZILY = ("cmdline: * -> ",)
+
+
+class Departure(Protocol):
+    """The source's side of a migration to another host (harness.departure)."""
+
+    def arrive(self, record: MigrationRecord, looks: Inspection | None) -> ScenarioResult:
+        """Send the dumped workload over; the destination restores and judges it: its result."""
+        ...
+
+
+@dataclass
+class Arrival:
+    """What the source did of a migration that goes on here (harness.receiver)."""
+
+    started: float
+    phases: list[Phase]
+    calls: list[CriuCall]
+    # The source's looks before its dumps, by role (None: it took none).
+    before: dict[str, dict[int, Fingerprint]] | None
 
 
 @dataclass
@@ -56,6 +84,12 @@ class Cycles:
     isolation: Isolation = DEFAULT_ISOLATION
     transport: Transport = field(default_factory=Transport)
     safe_handover: bool = False
+    # Between two hosts (run --destination, receive): the source runs the plan's first half
+    # and hands over (departure), the destination the second and judges (arrival); the
+    # destination's result, once it has one.
+    departure: Departure | None = None
+    arrival: Arrival | None = None
+    arrived: ScenarioResult | None = None
     # Wall-clock time up to which the client's messages are accounted to a cycle.
     verified_until: float = 0.0
     # After the expected CRIU failure: did the workload go on? (None: no such failure.)
@@ -70,15 +104,33 @@ class Cycles:
         self._images = images = self.run_dir.subdir(*parts)
         looks = Inspection(self.plan.freeze) if self.fingerprint else None
         record = MigrationRecord(plan=self.plan.name, phases=cycle.phases, calls=cycle.calls)
+        plan = self.plan
+        if self.departure is not None:
+            plan = plan.departing()
+        elif self.arrival is not None:
+            plan = plan.arriving()
+            record.started = self.arrival.started
+            cycle.phases.extend(self.arrival.phases)
+            cycle.calls.extend(self.arrival.calls)
+            if looks is not None and self.arrival.before is not None:
+                looks.before.update(self.arrival.before)
         Migration(
             self.backend,
-            self.plan,
+            plan,
             self._options,
             before_dump=looks.before_dump if looks else None,
             after_restore=looks.after_restore if looks else None,
             transport=self.transport,
             safe_handover=self.safe_handover,
         ).run(self.workloads, record)
+        if self.departure is not None and record.error is None:
+            # Dumped, and gone: the workload lives on at the destination, which judges it.
+            self.arrived = self.departure.arrive(record, looks)
+            theirs = self.arrived.cycles[-1] if self.arrived.cycles else CycleResult(
+                n, Outcome.ERROR, reason=self.arrived.reason)
+            for f in fields(CycleResult):
+                setattr(cycle, f.name, getattr(theirs, f.name))
+            return
         cycle.outcome, cycle.reason = Outcome.FAILED, ""
         cycle.stats = self._stats(record, images)
         alternative = self.scenario.alternative

@@ -53,3 +53,7 @@ class WorkloadError(HarnessError):
 
 class VerificationError(HarnessError):
     """The workload did not behave as the scenario expects after a migration."""
+
+
+class RemoteError(HarnessError):
+    """The other host of a migration refused a request, failed it, or went away."""

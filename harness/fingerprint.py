@@ -13,6 +13,7 @@ import os
 import resource
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -71,6 +72,27 @@ class Fingerprint:
     # how the kernel splits adjacent areas is not something a process can rely on.
     maps: dict[tuple[str, str], int] = field(default_factory=dict)
     rlimits: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "pid": self.pid, "cmdline": list(self.cmdline), "cwd": self.cwd, "state": self.state,
+            "fds": {str(n): [fd.kind, fd.target, fd.flags, fd.pos] for n, fd in self.fds.items()},
+            "maps": [[path, perms, size] for (path, perms), size in self.maps.items()],
+            "rlimits": {name: list(limits) for name, limits in self.rlimits.items()},
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Fingerprint:
+        """A look taken on another host (harness.departure); KeyError, TypeError or
+        ValueError if data is not one."""
+        return cls(
+            int(data["pid"]), tuple(str(a) for a in data["cmdline"]), str(data["cwd"]),
+            str(data["state"]),
+            {int(n): Fd(str(k), str(t), str(f), None if p is None else int(p))
+             for n, (k, t, f, p) in data["fds"].items()},
+            {(str(path), str(perms)): int(size) for path, perms, size in data["maps"]},
+            {str(name): (int(soft), int(hard)) for name, (soft, hard) in data["rlimits"].items()},
+        )
 
     def running(self) -> Fingerprint:
         """Without what a running process changes by itself: its state and file offsets."""

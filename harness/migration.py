@@ -94,7 +94,8 @@ class Migration:
             self.backend.cool()
 
     def _run(self, workloads: dict[str, Workload], record: MigrationRecord) -> MigrationRecord:
-        record.started = time.time()
+        # Set already if the migration began on another host (harness.receiver).
+        record.started = record.started or time.time()
         frozen: list[str] = []
         dumped: list[str] = []
         # Page servers, connections and the dumps' CRIU are set up while the workload still

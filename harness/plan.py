@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from harness.errors import UsageError
 
@@ -30,6 +30,14 @@ class Plan:
     # then resume them in ``restore`` order: the order matters only for when each side runs
     # again, so the migration takes about as long as its slowest role, not their sum.
     overlap: bool = False
+
+    def departing(self) -> Plan:
+        """The source's half of a migration to another host: freeze, quiesce, dump."""
+        return replace(self, restore=())
+
+    def arriving(self) -> Plan:
+        """The destination's half: restore and resume, in this plan's order."""
+        return replace(self, freeze=(), quiesce=(), dump=())
 
     def roles(self) -> set[str]:
         return set(self.dump) | set(self.restore) | set(self.freeze) | set(self.quiesce)

@@ -220,6 +220,8 @@ class ScenarioResult:
     mechanism: str | None = None
     criu_version: str | None = None
     fault: InjectedFault | None = None  # in the fault matrix only
+    # Where the workload was migrated to (run --destination): the receiver's address.
+    destination: str = ""
 
     @property
     def ok(self) -> bool:
@@ -276,6 +278,7 @@ class ScenarioResult:
             mechanism=f.optional_text("mechanism"),
             criu_version=f.optional_text("criu_version"),
             fault=InjectedFault.from_json(fault) if fault is not None else None,
+            destination=f.text("destination", ""),
         )
 
     @classmethod

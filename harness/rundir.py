@@ -59,6 +59,26 @@ class RunDir:
         self._ino = os.lstat(self.path).st_ino
         _write_marker(self.path)
 
+    @classmethod
+    def claim(cls, path: Path) -> RunDir:
+        """The run directory of a workload arriving from another host, made here at the path
+        it had there (CRIU reopens the workloads' files by path): only a new directory of the
+        harness's own name, in this host's temp directory too."""
+        base = Path(tempfile.gettempdir())
+        if path.parent != base or not path.name.startswith(PREFIX):
+            raise UsageError(f"run directory {path}: not one of the harness's in {base} (both "
+                             "hosts need the same temp directory)")
+        try:
+            path.mkdir(mode=0o700)
+        except FileExistsError:
+            raise UsageError(f"run directory {path}: already exists on this host") from None
+        self = cls.__new__(cls)
+        self.path = path
+        os.chmod(path, 0o700)
+        self._ino = os.lstat(path).st_ino
+        _write_marker(path)
+        return self
+
     def __str__(self) -> str:
         return str(self.path)
 

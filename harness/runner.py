@@ -7,21 +7,25 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 
-from harness import preflight, selfcheck, startup
+from harness import departure, preflight, selfcheck, startup
 from harness import transport as harness_transport
 from harness.criu import Backend
 from harness.cycle import Cycles
+from harness.departure import Destination, Leaving
 from harness.errors import HarnessError, UsageError
 from harness.evidence import keep_or_remove
 from harness.isolation import Isolation, get_isolation, namespaces
 from harness.plan import Plan, get_plan
 from harness.process import Workload
+from harness.progress import Progress
 from harness.result import CycleResult, Keep, Outcome, ScenarioResult
 from harness.rundir import RunDir
 from harness.scenario import Expectation, Scenario
 from harness.supervisor import Supervisor
+from harness.transport import Transport
 from harness.verdict import conclude
 
 __all__ = ["ScenarioRun"]
@@ -44,6 +48,7 @@ class ScenarioRun:
         transport: str = "local",
         say: Callable[[str], None] | None = None,
         safe_handover: bool = False,
+        destination: Destination | str | None = None,
     ) -> None:
         if keep not in tuple(Keep):
             raise HarnessError(f"keep must be one of {', '.join(Keep)}, not {keep!r}")
@@ -86,6 +91,21 @@ class ScenarioRun:
             raise UsageError(
                 "--safe-handover needs --isolation ns: the copy is restored while the stopped "
                 "source still holds its pids")
+        # Another machine's `criu-harness receive` (harness.departure): the pages go to its
+        # page servers, it restores and judges the workload.
+        self.destination = (Destination.parse(destination) if isinstance(destination, str)
+                            else destination)
+        if self.destination is not None:
+            if transport not in ("local", "page-server"):
+                raise UsageError(f"--destination sends the pages through a page server: "
+                                 f"--transport {transport} cannot be used with it")
+            self.transport = "page-server"
+            if iterations != 1:
+                raise UsageError("--destination migrates once: the workload ends up on the "
+                                 "other host (--iterations 1)")
+            if safe_handover:
+                raise UsageError("--safe-handover keeps the source beside its copy on one "
+                                 "host: it cannot be used with --destination")
         # Where the harness says what it changed on the machine (fs.pipe-max-size for lazy).
         self.say = say or (lambda line: print(f"criu-harness: {line}", file=sys.stderr))
 
@@ -99,6 +119,7 @@ class ScenarioRun:
             criu_version=self.backend.criu.version(),
             isolation=str(self.isolation),
             transport=self.transport,
+            destination=str(self.destination or ""),
         )
         started = time.monotonic()
         run_dir = self.run_dir = self.run_dir or RunDir(self.scenario.name)
@@ -136,33 +157,64 @@ class ScenarioRun:
         def render(text: str) -> str:
             return self.scenario.render(text, run_dir.path)
 
-        startup.build(self.scenario, render)
-        workloads = startup.start(self.scenario, supervisor, run_dir.path, render,
-                                  namespaces(self.isolation, run_dir.path))
-        with self.scenario.verify.progress(render) as progress, harness_transport.opened(
-            self.transport, self.backend.criu.path, run_dir.path, supervisor.cgroup,
-            self.backend.timeout, self.say,
-        ) as transport:
-            startup.warm_up(self.scenario, progress, workloads)
-            if (stop := self.before_migrations(workloads)) is not None:
-                result.outcome, result.reason = Outcome.SKIPPED, stop
-                return
-            cycles = Cycles(self.scenario, self.backend, self.plan, self.expect, run_dir,
-                            workloads, progress, self.keep, self.fingerprint, self.iterations,
-                            isolation=self.isolation, transport=transport,
-                            safe_handover=self.safe_handover)
-            for n in range(1, self.iterations + 1):
-                # Held by the result before it runs: an interrupt leaves it there, halfway.
-                cycle = CycleResult(n, Outcome.ERROR, reason="interrupted")
-                result.cycles.append(cycle)
-                cycles.run(cycle)
-                if cycle.outcome is not Outcome.PASSED:
-                    break
-            asked = None
-            if self.scenario.verify.signal is not None and cycle.outcome is Outcome.PASSED:
-                asked = selfcheck.ask(self.scenario.verify, workloads, render)
-            # cycles.expect: the scenario's [expect.or] if CRIU did the other thing.
-            conclude(result, cycles.expect, progress, workloads, cycles.resumed, asked)
+        with ExitStack() as stack:
+            leave = None
+            if self.destination is not None:
+                # Connected before anything starts: a receiver that is not there, or refuses,
+                # stops the run with nothing to clean up.
+                leave = stack.enter_context(departure.leaving(
+                    self.destination, run_dir, self._hello()))
+            startup.build(self.scenario, render)
+            workloads = startup.start(self.scenario, supervisor, run_dir.path, render,
+                                      namespaces(self.isolation, run_dir.path))
+            progress = stack.enter_context(self.scenario.verify.progress(render))
+            transport = leave.transport if leave is not None else stack.enter_context(
+                harness_transport.opened(self.transport, self.backend.criu.path, run_dir.path,
+                                         supervisor.cgroup, self.backend.timeout, self.say))
+            self._migrate(run_dir, result, workloads, progress, transport, leave, render)
+
+    def _hello(self) -> dict[str, object]:
+        """What the receiver needs to know of this run (harness.departure)."""
+        return {**departure.scenario_ref(self.scenario), "backend": self.backend.name,
+                "timeout": self.backend.timeout, "plan": self.plan.name,
+                "isolation": str(self.isolation), "keep": str(self.keep),
+                "fingerprint": self.fingerprint, "destination": str(self.destination)}
+
+    def _migrate(self, run_dir: RunDir, result: ScenarioResult, workloads: dict[str, Workload],
+                 progress: Progress, transport: Transport, leave: Leaving | None,
+                 render: Callable[[str], str]) -> None:
+        startup.warm_up(self.scenario, progress, workloads)
+        if (stop := self.before_migrations(workloads)) is not None:
+            result.outcome, result.reason = Outcome.SKIPPED, stop
+            return
+        cycles = Cycles(self.scenario, self.backend, self.plan, self.expect, run_dir,
+                        workloads, progress, self.keep, self.fingerprint, self.iterations,
+                        isolation=self.isolation, transport=transport,
+                        safe_handover=self.safe_handover, departure=leave)
+        for n in range(1, self.iterations + 1):
+            # Held by the result before it runs: an interrupt leaves it there, halfway.
+            cycle = CycleResult(n, Outcome.ERROR, reason="interrupted")
+            result.cycles.append(cycle)
+            cycles.run(cycle)
+            if cycle.outcome is not Outcome.PASSED:
+                break
+        if cycles.arrived is not None:
+            _arrived(result, cycles.arrived)
+            return
+        asked = None
+        if self.scenario.verify.signal is not None and cycle.outcome is Outcome.PASSED:
+            asked = selfcheck.ask(self.scenario.verify, workloads, render)
+        # cycles.expect: the scenario's [expect.or] if CRIU did the other thing.
+        conclude(result, cycles.expect, progress, workloads, cycles.resumed, asked)
+
+
+def _arrived(result: ScenarioResult, theirs: ScenarioResult) -> None:
+    """The destination's verdict on a workload migrated there is the run's (its cycle, with
+    what this side did, is already in result)."""
+    for name in ("outcome", "reason", "messages_lost", "duplicates", "out_of_order", "timeouts",
+                 "client_errors", "sent", "answered", "downtime_ms", "criu_error",
+                 "downtime_summary"):
+        setattr(result, name, getattr(theirs, name))
 
 
 def _interrupted_cycle(result: ScenarioResult) -> None:

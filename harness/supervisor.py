@@ -97,6 +97,16 @@ class Supervisor:
         workload.start()
         return workload
 
+    def expect(self, name: str, run_dir: Path) -> Workload:
+        """A workload that will arrive by a restore (from another host), not started here:
+        its cgroup is ready for CRIU to restore it into."""
+        if name in self.workloads:
+            raise WorkloadError(f"two workloads named {name!r}")
+        group = self.cgroup.child(name) if self.cgroup is not None else None
+        self.workloads[name] = workload = Workload(name=name, argv=[], run_dir=run_dir,
+                                                   cgroup=group)
+        return workload
+
     def _zombies(self) -> list[int]:
         group = self.cgroup
         if group is None:

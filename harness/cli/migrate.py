@@ -13,9 +13,11 @@ from harness.cli import options
 from harness.criu import BACKENDS, get_backend
 from harness.errors import UsageError
 from harness.plan import PLANS
+from harness.receiver import Receiver
 from harness.report import RunReport
 from harness.result import Keep, Outcome, ScenarioResult
 from harness.runner import ScenarioRun
+from harness.wire import DEFAULT_PORT, parse_address
 
 __all__ = ["DEFAULT_SCENARIOS", "add"]
 
@@ -30,6 +32,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         rundir.check_output_dir(args.report, "--report")
     if os.geteuid() != 0:
         raise UsageError("CRIU needs root: run as root (criu-harness check tells what else is missing)")
+    if args.destination and args.jobs > 1:
+        raise UsageError("--destination takes one run at a time (a receiver serves one): "
+                         "drop -j")
     backend = get_backend(args.backend, args.criu_binary, args.criu_timeout, args.criu_fault)
     plans: list[str | None] = list(PLANS) if args.plan == "all" else [args.plan]
     run = RunReport(criu_version=backend.criu.version(), backend=backend.name)
@@ -43,6 +48,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         isolation=args.isolation,
         transport=args.transport,
         safe_handover=args.safe_handover,
+        destination=args.destination,
     )
     say = _note
     # Every run is set up (and so checked: a plan the scenario cannot take, lazy without a
@@ -119,6 +125,17 @@ def cmd_bundle(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_receive(args: argparse.Namespace) -> int:
+    if os.geteuid() != 0:
+        raise UsageError("CRIU needs root: run as root")
+    try:
+        host, port = parse_address(args.listen, "--listen")
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    return Receiver(host, port, args.criu_binary, lambda line: print(line, flush=True)).serve(
+        once=args.once)
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     pre = preflight.run(args.criu_binary)
     print(preflight.table(pre))
@@ -148,6 +165,10 @@ def add(commands: Any) -> None:
                      help="keep each source stopped (--leave-stopped) until its copy is restored "
                           "and verified; on a failed restore kill the copies and resume the "
                           "sources (implies --isolation ns)")
+    run.add_argument("--destination", metavar="HOST[:PORT]",
+                     help="migrate to another machine running `criu-harness receive` there: "
+                          "the pages go to its page servers, it restores and verifies "
+                          f"(implies --transport page-server; port {DEFAULT_PORT} by default)")
     run.add_argument("-j", "--jobs", type=options.positive, default=1, metavar="N",
                      help="run N scenarios at once, each in a process of its own (default 1)")
     run.set_defaults(func=cmd_run)
@@ -172,6 +193,16 @@ def add(commands: Any) -> None:
     bnd.add_argument("-o", "--output", type=Path, metavar="FILE",
                      help="the bundle to write (default: DIR.tar.gz)")
     bnd.set_defaults(func=cmd_bundle)
+
+    rcv = commands.add_parser(
+        "receive", help="be the destination of `run --destination` from another machine")
+    rcv.add_argument("--listen", required=True, metavar="ADDR[:PORT]",
+                     help=f"the address (a private network's) to take runs on (port "
+                          f"{DEFAULT_PORT} by default); the page servers listen there too")
+    rcv.add_argument("--once", action="store_true",
+                     help="take one run, then exit with its status (default: until Ctrl-C)")
+    options.criu_binary(rcv)
+    rcv.set_defaults(func=cmd_receive)
 
     chk = commands.add_parser("check", help="can migrations run here? root, criu check, features")
     options.criu_binary(chk)

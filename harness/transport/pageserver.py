@@ -16,11 +16,10 @@ from pathlib import Path
 from harness.criu import Backend, CriuCall, CriuOptions
 from harness.criu.process import DEFAULT_TIMEOUT_S, CriuProcess
 from harness.netns import Host
-from harness.rundir import private_dir
 from harness.transport.local import Transport, bring_back_stats, ship
 from harness.transport.sides import Sides
 
-__all__ = ["PageServer"]
+__all__ = ["PageServer", "dump_uncorked"]
 
 
 class PageServer(Transport):
@@ -42,15 +41,9 @@ class PageServer(Transport):
             self._ready[images_dir] = self._serve(images_dir)
 
     def _serve(self, images_dir: Path) -> tuple[CriuProcess, socket.socket]:
-        sides = self.sides
-        dst = private_dir(sides.destination(images_dir))
-        port = sides.port()
-        server, ready = sides.daemon(
-            "page-server", dst, ["--address", sides.target.address, "--port", str(port)], [])
-        if not ready:
-            raise sides.failure("page-server", dst, server, "did not start")
+        server, port = self.sides.page_server(images_dir)
         try:
-            return server, sides.source.connect(sides.target.address, port)
+            return server, self.sides.source.connect(self.sides.target.address, port)
         except BaseException:
             server.stop()
             raise
@@ -68,11 +61,9 @@ class PageServer(Transport):
         server, sk = self._ready.pop(opts.images_dir)
         assert final is not None
         try:
-            with sk, _uncorked(sk):
-                backend.dump(pid, final, calls=calls)
-            # The dump told it the session is over: it has written the pages and ends.
-            if server.wait() != 0:
-                raise sides.failure("page-server", dst, server, "failed")
+            with sk:
+                dump_uncorked(backend, pid, final, sk, calls)
+            sides.page_server_done(server, dst)
         finally:
             server.stop()
         ship(opts.images_dir, dst)
@@ -91,6 +82,13 @@ class PageServer(Transport):
             server.stop()
         self._ready.clear()
         self.sides.close()
+
+
+def dump_uncorked(backend: Backend, pid: int, opts: CriuOptions, sk: socket.socket,
+                  calls: list[CriuCall]) -> None:
+    """The dump over the connection to a page server (opts.ps_socket is sk), uncorked."""
+    with _uncorked(sk):
+        backend.dump(pid, opts, calls=calls)
 
 
 @contextmanager

@@ -14,6 +14,7 @@ from harness.criu.log import log_signature
 from harness.criu.process import DEFAULT_TIMEOUT_S, CriuProcess, Starter
 from harness.errors import CriuError
 from harness.netns import Host
+from harness.rundir import private_dir
 from harness.transport.local import DESTINATION_DIR
 
 __all__ = ["PORT_BASE", "Sides"]
@@ -73,6 +74,24 @@ class Sides:
         with os.fdopen(read, "rb") as status:
             ready = status.read(1) == b"\0"
         return proc, ready
+
+    def page_server(self, images_dir: Path) -> tuple[CriuProcess, int]:
+        """``criu page-server`` listening on the destination's address for the dump into
+        images_dir, ready; and its port. (The source connects to it, on this machine or on
+        another: harness.transport.remote.)"""
+        dst = private_dir(self.destination(images_dir))
+        port = self.port()
+        server, ready = self.daemon(
+            "page-server", dst, ["--address", self.target.address, "--port", str(port)], [])
+        if not ready:
+            raise self.failure("page-server", dst, server, "did not start")
+        return server, port
+
+    def page_server_done(self, server: CriuProcess, dst: Path) -> None:
+        """After the dump: the page server, told the session is over, has written the pages
+        and ends; a CriuError with its log's signature if it failed."""
+        if server.wait() != 0:
+            raise self.failure("page-server", dst, server, "failed")
 
     def failure(self, action: str, dst: Path, proc: CriuProcess, what: str) -> CriuError:
         log = dst / f"{action}.log"

@@ -1,0 +1,219 @@
+"""`criu-harness run --destination` to a `criu-harness receive` on a second host, as the
+Vagrantfile's two-machine mode runs them (README, "A second host for real").
+
+The second host is a network namespace of its own across a veth pair, with a file system of
+its own over the temp directory: the run directory is made there anew and holds only what the
+source sent (its images, the workloads' files), so the restore there could not read anything
+of the source's by accident. The source runs in the other namespace and reaches the receiver
+only by its address, as it would another machine. Everything else is the commands as a user
+types them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from runs import of_run
+
+from harness import cgroup, scenario
+from harness.netns import VethPair
+from harness.wire import DEFAULT_PORT
+
+pytestmark = pytest.mark.criu
+
+HARNESS = [sys.executable, "-m", "harness"]
+ROOT = Path(__file__).resolve().parents[2]
+# The second host's own disk: a tmpfs over the temp directory, in a mount namespace of its own.
+OWN_DISK = 'mount -t tmpfs -o mode=0700 tmpfs "$1" && shift && exec "$@"'
+
+
+@contextmanager
+def second_host(tmpdir: Path, out: Path, *args: str) -> Iterator[tuple[VethPair, subprocess.Popen[bytes]]]:
+    """A veth pair, and `criu-harness receive --listen` on its destination side, listening."""
+    with VethPair(None) as pair:
+        assert pair.destination.netns is not None
+        with out.open("wb") as log:
+            receiver = subprocess.Popen(
+                ["nsenter", f"--net={pair.destination.netns}", "unshare", "--mount",
+                 "--propagation", "private", "sh", "-c", OWN_DISK, "sh", str(tmpdir),
+                 *HARNESS, "receive", "--listen", pair.destination.address, *args],
+                cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            deadline = time.monotonic() + 30
+            while "receiving on" not in out.read_text():
+                assert receiver.poll() is None, out.read_text()
+                assert time.monotonic() < deadline, out.read_text()
+                time.sleep(0.05)
+            yield pair, receiver
+        finally:
+            if receiver.poll() is None:
+                os.killpg(receiver.pid, signal.SIGINT)
+                try:
+                    receiver.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    os.killpg(receiver.pid, signal.SIGKILL)
+                    receiver.wait()
+
+
+def from_source(pair: VethPair, *args: str) -> subprocess.CompletedProcess[str]:
+    """`criu-harness run ... --destination` from the source side."""
+    assert pair.source.netns is not None
+    return subprocess.run(
+        ["nsenter", f"--net={pair.source.netns}", *HARNESS, "run", *args,
+         "--destination", pair.destination.address],
+        cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
+
+
+def nothing_left(tmpdir: Path) -> None:
+    assert of_run(tmpdir) == []
+    top = cgroup.root()
+    if top is not None and (top / cgroup.BASE).is_dir():
+        assert [p for p in (top / cgroup.BASE).iterdir() if "criu-harness-" in p.name] == []
+
+
+def test_dgram_echo_migrates_to_the_second_host_with_nothing_lost(
+    tmp_path: Path, run_dirs_in_pytest_tmp: Path, backend_name: str
+) -> None:
+    tmpdir = run_dirs_in_pytest_tmp
+    out = tmp_path / "receiver.out"
+    with second_host(tmpdir, out, "--once") as (pair, receiver):
+        src = from_source(pair, "dgram-echo", "--backend", backend_name,
+                          "--report", str(tmp_path / "report"))
+        assert receiver.wait(timeout=60) == 0, out.read_text()
+    assert src.returncode == 0, src.stdout + src.stderr
+    [result] = json.loads((tmp_path / "report" / "results.json").read_text())["scenarios"]
+    assert result["outcome"] == "passed", result["reason"]
+    assert result["messages_lost"] == 0 and result["answered"] > 0
+    assert result["transport"] == "page-server"
+    assert result["destination"] == f"{pair.destination.address}:{DEFAULT_PORT}"
+    [cycle] = result["cycles"]
+    # The first half ran here, the second there, in the plan's order, all of it ok.
+    steps = [(p["step"], p["role"]) for p in cycle["phases"] if p["step"] != "inspect"]
+    assert steps == [("freeze", "server"), ("freeze", "client"), ("quiesce", "server"),
+                     ("dump", "server"), ("reap", "server"), ("dump", "client"),
+                     ("reap", "client"), ("restore", "server"), ("resume", "server"),
+                     ("restore", "client"), ("resume", "client")], steps
+    assert all(p["ok"] for p in cycle["phases"])
+    # Each restore read the destination's directory, where the page server wrote the pages.
+    restores = [c for c in cycle["calls"] if c["action"] == "restore"]
+    assert [Path(c["criu_options"]["images_dir"]).parts[-3:] for c in restores] == [
+        ("dst", "images", "server"), ("dst", "images", "client")]
+    assert cycle["differences"] == [] or all(d["allowed"] for d in cycle["differences"])
+    assert f"(from {pair.source.address})" in out.read_text()
+    assert "passed" in out.read_text()
+    assert list(tmpdir.glob("criu-harness-*")) == []  # a passing run keeps nothing
+    nothing_left(tmpdir)
+
+
+def test_a_dump_refused_at_the_source_is_judged_there_and_nothing_arrives(
+    tmp_path: Path, run_dirs_in_pytest_tmp: Path
+) -> None:
+    tmpdir = run_dirs_in_pytest_tmp
+    out = tmp_path / "receiver.out"
+    with second_host(tmpdir, out, "--once") as (pair, receiver):
+        src = from_source(pair, "stream-echo", "--backend", "cli")
+        assert receiver.wait(timeout=60) == 0, out.read_text()
+    assert src.returncode == 0, src.stdout + src.stderr
+    assert "xfailed" in src.stdout and "Can't dump half of stream unix connection" in src.stdout
+    assert "nothing arrived" in out.read_text()
+    nothing_left(tmpdir)
+
+
+def test_a_restore_that_fails_at_the_destination_keeps_the_evidence_on_both_sides(
+    tmp_path: Path, run_dirs_in_pytest_tmp: Path
+) -> None:
+    tmpdir = run_dirs_in_pytest_tmp
+    hook = tmp_path / "fail-restore.sh"
+    hook.write_text('#!/bin/sh\n[ "$CRTOOLS_SCRIPT_ACTION" = pre-restore ] && exit 1\nexit 0\n')
+    hook.chmod(0o755)
+    text = scenario.find("dgram-echo").path.read_text()
+    broken = tmp_path / "dgram-echo-restore-fails.toml"
+    broken.write_text(text.replace(
+        "[expect]\n", f'[criu.restore]\nextra_args = ["--action-script", "{hook}"]\n\n[expect]\n', 1))
+    out = tmp_path / "receiver.out"
+    with second_host(tmpdir, out, "--once") as (pair, receiver):
+        src = from_source(pair, str(broken), "--backend", "cli",
+                          "--report", str(tmp_path / "report"))
+        assert receiver.wait(timeout=60) == 1, out.read_text()
+    assert src.returncode == 1, src.stdout + src.stderr
+    [result] = json.loads((tmp_path / "report" / "results.json").read_text())["scenarios"]
+    assert result["outcome"] == "failed"
+    assert "criu restore failed" in result["reason"], result["reason"]
+    assert f"the destination kept {pair.destination.address}:{tmpdir}" in result["reason"]
+    # The source keeps its own: the dumps' logs, the workloads' logs up to the dump.
+    kept = Path(result["artifacts"])
+    assert (kept / "images" / "server" / "dump.log").is_file()
+    assert (kept / "client.events").is_file()
+    assert "failed" in out.read_text()
+    nothing_left(tmpdir)
+
+
+def test_a_receiver_that_is_not_there_stops_the_run_before_anything_starts(
+    tmp_path: Path, run_dirs_in_pytest_tmp: Path
+) -> None:
+    src = subprocess.run([*HARNESS, "run", "dgram-echo", "--destination", "127.0.0.1:9"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
+    assert src.returncode == 1
+    assert "cannot reach a receiver at 127.0.0.1:9" in src.stdout, src.stdout
+    assert "Traceback" not in src.stdout + src.stderr
+    nothing_left(run_dirs_in_pytest_tmp)
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["run", "--destination", "10.0.0.1:x"], "--destination '10.0.0.1:x': port 'x' is not a number"),
+    (["run", "--destination", "10.0.0.1", "--iterations", "2"], "--destination migrates once"),
+    (["run", "--destination", "10.0.0.1", "--transport", "lazy"], "cannot be used with it"),
+    (["run", "--destination", "10.0.0.1", "-j", "2"], "drop -j"),
+    (["receive", "--listen", "10.0.0.1:70000"], "port 70000 out of range"),
+    (["receive", "--listen", "192.0.2.1"], "--listen 192.0.2.1:27099: "),
+])
+def test_bad_two_host_options_get_one_line_and_status_2(args: list[str], message: str) -> None:
+    proc = subprocess.run([*HARNESS, *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+def test_a_receiver_killed_while_the_workload_runs_there_leaves_nothing(
+    tmp_path: Path, run_dirs_in_pytest_tmp: Path
+) -> None:
+    """SIGKILL of the destination's harness, with the workload restored and running there:
+    its keeper ends the workload; the source says what happened."""
+    tmpdir = run_dirs_in_pytest_tmp
+    top = cgroup.root()
+    assert top is not None
+    out = tmp_path / "receiver.out"
+    with second_host(tmpdir, out, "--once") as (pair, receiver):
+        assert pair.source.netns is not None
+        source = subprocess.Popen(
+            ["nsenter", f"--net={pair.source.netns}", *HARNESS, "run", "dgram-echo",
+             "--destination", pair.destination.address],
+            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+        def arrived() -> list[int]:
+            return [int(pid) for group in (top / cgroup.BASE).glob("*-arrived/client")
+                    for pid in (group / "cgroup.procs").read_text().split()]
+
+        deadline = time.monotonic() + 60
+        while not arrived():
+            assert source.poll() is None, source.communicate()[0]
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        os.kill(receiver.pid, signal.SIGKILL)
+        receiver.wait()
+        stdout, _ = source.communicate(timeout=120)
+        deadline = time.monotonic() + 5
+        while of_run(tmpdir) and time.monotonic() < deadline:
+            time.sleep(0.1)
+    assert source.returncode == 1, stdout
+    assert "receiver 10.231.0.2:27099" in stdout and "Traceback" not in stdout, stdout
+    nothing_left(tmpdir)
