@@ -39,13 +39,29 @@ from harness.transport import Transport
 from harness.verdict import expected_failure, over_limits
 from harness.verification import losses_between
 
-__all__ = ["UNREAD_LAZILY", "Arrival", "Cycles", "Departure"]
+__all__ = ["UNREAD_LAZILY", "Arrival", "Cycles", "Departure", "images_of", "role_options"]
 
 # Right after a lazy restore, /proc/PID/cmdline reads empty: the kernel reads it from the
 # task's memory, whose pages are still at the source (a page fault from another process is not
 # served). The look before the resume may show that; the command line is compared again once
 # every page has arrived.
 UNREAD_LAZILY = ("cmdline: * -> ",)
+
+
+def images_of(run_dir: RunDir, cycle: int, iterations: int) -> Path:
+    """Where a cycle's images go: ``images/`` for a run of one migration."""
+    parts = ("images", f"cycle-{cycle}") if iterations > 1 else ("images",)
+    return run_dir.subdir(*parts)
+
+
+def role_options(scenario: Scenario, isolation: Isolation, run_dir: Path, workload: Workload,
+                 images_dir: Path, action: str) -> CriuOptions:
+    """The options of one role's dump or restore: the scenario's, into the role's cgroup,
+    with what its isolation needs."""
+    opts = scenario.criu.options(action, images_dir, f"{action}.log")
+    if workload.cgroup is not None:
+        opts = replace(opts, cgroup=workload.cgroup.path, manage_cgroups="ignore")
+    return criu_options(isolation, opts, action, run_dir)
 
 
 class Departure(Protocol):
@@ -100,8 +116,7 @@ class Cycles:
         """Migrate once and judge it into cycle, which the caller already holds: if an
         interrupt ends the migration halfway, what was done so far is in it."""
         n = cycle.cycle
-        parts = ("images", f"cycle-{n}") if self.iterations > 1 else ("images",)
-        self._images = images = self.run_dir.subdir(*parts)
+        self._images = images = images_of(self.run_dir, n, self.iterations)
         looks = Inspection(self.plan.freeze) if self.fingerprint else None
         record = MigrationRecord(plan=self.plan.name, phases=cycle.phases, calls=cycle.calls)
         plan = self.plan
@@ -153,11 +168,8 @@ class Cycles:
                 drop_pages(self.transport.destination(images))
 
     def _options(self, role: str, action: str) -> CriuOptions:
-        opts = self.scenario.criu.options(action, self._images / role, f"{action}.log")
-        group = self.workloads[role].cgroup
-        if group is not None:
-            opts = replace(opts, cgroup=group.path, manage_cgroups="ignore")
-        return criu_options(self.isolation, opts, action, self.run_dir.path)
+        return role_options(self.scenario, self.isolation, self.run_dir.path,
+                            self.workloads[role], self._images / role, action)
 
     def _succeeded(
         self, cycle: CycleResult, record: MigrationRecord, looks: Inspection | None

@@ -28,7 +28,7 @@ from typing import Any
 from harness import report, selfcheck
 from harness import scenario as scenarios
 from harness.criu import Backend, CriuCall, get_backend
-from harness.cycle import Arrival, Cycles
+from harness.cycle import Arrival, Cycles, images_of, role_options
 from harness.departure import KEEPER_LOG, PROTOCOL
 from harness.errors import CriuError, HarnessError, RemoteError, UsageError
 from harness.evidence import keep_or_remove
@@ -126,9 +126,17 @@ class Visit:
                 transport = PageServer(setup.backend.criu.path, Host("source", self.peer),
                                        Host("destination", self.receiver.address),
                                        setup.run_dir.path, setup.backend.timeout)
+                # The restores' CRIU started now, while the workload still runs at the
+                # source: its start is not part of the downtime (RpcBackend.warm).
+                images = images_of(setup.run_dir, 1, 1)
+                for role in setup.plan.restore:
+                    transport.warm(setup.backend, "restore", role_options(
+                        setup.scenario, setup.isolation, setup.run_dir.path, workloads[role],
+                        images / role, "restore"))
                 try:
                     arrived = self._converse(setup, transport, workloads, result)
                 finally:
+                    setup.backend.cool()
                     for server in self.servers.values():
                         server.stop()
                     transport.close()
@@ -204,7 +212,7 @@ class Visit:
         top = setup.run_dir.path
         unpack(data, top)
         for role in setup.plan.dump:
-            images = top / "images" / role
+            images = images_of(setup.run_dir, 1, 1) / role
             if images.is_dir():
                 ship(images, transport.destination(images))
         try:

@@ -63,3 +63,22 @@ def test_two_machine_mode_defines_src_and_dst_on_a_private_network() -> None:
     assert 'machine.vm.network "private_network", ip: address' in text
     # Outside the two-machine mode the single VM is as it was: one provisioner for all.
     assert len(re.findall(r'config\.vm\.provision\s+"shell"', text)) == 1
+
+
+def test_the_two_machine_commands_are_the_harness_own_and_name_dst_address() -> None:
+    """The commands the Vagrantfile and the README give for the two-machine mode parse as
+    the harness's command line, with dst's address on both sides (test_second_host runs
+    the same two commands across a veth pair)."""
+    from harness.cli import build_parser
+
+    dst = re.search(r'"dst"\s*=>\s*"([\d.]+)"', (ROOT / "Vagrantfile").read_text())
+    assert dst, "no dst address in the Vagrantfile"
+    for text in ((ROOT / "Vagrantfile").read_text(), (ROOT / "README.md").read_text()):
+        commands = re.findall(r"sudo \.venv/bin/criu-harness ([^'\n]+)'", text)
+        assert len(commands) >= 2, commands
+        parsed = [build_parser().parse_args(c.split()) for c in commands]
+        receive = [a for a in parsed if a.command == "receive"]
+        run = [a for a in parsed if a.command == "run" and a.destination]
+        assert receive and run
+        assert {a.listen for a in receive} == {dst.group(1)}
+        assert {a.destination for a in run} == {dst.group(1)}
