@@ -19,7 +19,9 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from runs import of_run
@@ -73,6 +75,30 @@ def from_source(pair: VethPair, *args: str) -> subprocess.CompletedProcess[str]:
         cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
 
 
+@dataclass
+class Migrated:
+    """One `run --destination` to a `receive --once`: both sides' exit statuses and words."""
+
+    source: subprocess.CompletedProcess[str]
+    receiver_status: int
+    receiver_out: str
+    source_address: str
+    destination_address: str
+
+
+def migrate_once(tmpdir: Path, tmp_path: Path, *args: str) -> Migrated:
+    out = tmp_path / "receiver.out"
+    with second_host(tmpdir, out, "--once") as (pair, receiver):
+        src = from_source(pair, *args, "--report", str(tmp_path / "report"))
+        status = receiver.wait(timeout=60)
+    return Migrated(src, status, out.read_text(), pair.source.address, pair.destination.address)
+
+
+def the_result(tmp_path: Path) -> dict[str, Any]:
+    [result] = json.loads((tmp_path / "report" / "results.json").read_text())["scenarios"]
+    return dict(result)
+
+
 def nothing_left(tmpdir: Path) -> None:
     assert of_run(tmpdir) == []
     top = cgroup.root()
@@ -84,17 +110,14 @@ def test_dgram_echo_migrates_to_the_second_host_with_nothing_lost(
     tmp_path: Path, run_dirs_in_pytest_tmp: Path, backend_name: str
 ) -> None:
     tmpdir = run_dirs_in_pytest_tmp
-    out = tmp_path / "receiver.out"
-    with second_host(tmpdir, out, "--once") as (pair, receiver):
-        src = from_source(pair, "dgram-echo", "--backend", backend_name,
-                          "--report", str(tmp_path / "report"))
-        assert receiver.wait(timeout=60) == 0, out.read_text()
-    assert src.returncode == 0, src.stdout + src.stderr
-    [result] = json.loads((tmp_path / "report" / "results.json").read_text())["scenarios"]
+    m = migrate_once(tmpdir, tmp_path, "dgram-echo", "--backend", backend_name)
+    assert m.receiver_status == 0, m.receiver_out
+    assert m.source.returncode == 0, m.source.stdout + m.source.stderr
+    result = the_result(tmp_path)
     assert result["outcome"] == "passed", result["reason"]
     assert result["messages_lost"] == 0 and result["answered"] > 0
     assert result["transport"] == "page-server"
-    assert result["destination"] == f"{pair.destination.address}:{DEFAULT_PORT}"
+    assert result["destination"] == f"{m.destination_address}:{DEFAULT_PORT}"
     [cycle] = result["cycles"]
     # The first half ran here, the second there, in the plan's order, all of it ok.
     steps = [(p["step"], p["role"]) for p in cycle["phases"] if p["step"] != "inspect"]
@@ -107,9 +130,11 @@ def test_dgram_echo_migrates_to_the_second_host_with_nothing_lost(
     restores = [c for c in cycle["calls"] if c["action"] == "restore"]
     assert [Path(c["criu_options"]["images_dir"]).parts[-3:] for c in restores] == [
         ("dst", "images", "server"), ("dst", "images", "client")]
-    assert cycle["differences"] == [] or all(d["allowed"] for d in cycle["differences"])
-    assert f"(from {pair.source.address})" in out.read_text()
-    assert "passed" in out.read_text()
+    # The looks taken at the source before the dumps were compared there after the restores.
+    assert [p["role"] for p in cycle["phases"] if p["step"] == "inspect"] == [
+        "server", "client", "server", "client"]
+    assert all(d["allowed"] for d in cycle["differences"]), cycle["differences"]
+    assert f"(from {m.source_address})" in m.receiver_out and "passed" in m.receiver_out
     assert list(tmpdir.glob("criu-harness-*")) == []  # a passing run keeps nothing
     nothing_left(tmpdir)
 
@@ -118,13 +143,13 @@ def test_a_dump_refused_at_the_source_is_judged_there_and_nothing_arrives(
     tmp_path: Path, run_dirs_in_pytest_tmp: Path
 ) -> None:
     tmpdir = run_dirs_in_pytest_tmp
-    out = tmp_path / "receiver.out"
-    with second_host(tmpdir, out, "--once") as (pair, receiver):
-        src = from_source(pair, "stream-echo", "--backend", "cli")
-        assert receiver.wait(timeout=60) == 0, out.read_text()
-    assert src.returncode == 0, src.stdout + src.stderr
-    assert "xfailed" in src.stdout and "Can't dump half of stream unix connection" in src.stdout
-    assert "nothing arrived" in out.read_text()
+    m = migrate_once(tmpdir, tmp_path, "stream-echo", "--backend", "cli")
+    assert m.receiver_status == 0, m.receiver_out
+    assert m.source.returncode == 0, m.source.stdout + m.source.stderr
+    result = the_result(tmp_path)
+    assert result["outcome"] == "xfailed" and result["resumed_after_failure"] is True
+    assert "Can't dump half of stream unix connection" in result["criu_error"]
+    assert "nothing arrived" in m.receiver_out
     nothing_left(tmpdir)
 
 
@@ -139,21 +164,18 @@ def test_a_restore_that_fails_at_the_destination_keeps_the_evidence_on_both_side
     broken = tmp_path / "dgram-echo-restore-fails.toml"
     broken.write_text(text.replace(
         "[expect]\n", f'[criu.restore]\nextra_args = ["--action-script", "{hook}"]\n\n[expect]\n', 1))
-    out = tmp_path / "receiver.out"
-    with second_host(tmpdir, out, "--once") as (pair, receiver):
-        src = from_source(pair, str(broken), "--backend", "cli",
-                          "--report", str(tmp_path / "report"))
-        assert receiver.wait(timeout=60) == 1, out.read_text()
-    assert src.returncode == 1, src.stdout + src.stderr
-    [result] = json.loads((tmp_path / "report" / "results.json").read_text())["scenarios"]
+    m = migrate_once(tmpdir, tmp_path, str(broken), "--backend", "cli")
+    assert m.receiver_status == 1, m.receiver_out
+    assert m.source.returncode == 1, m.source.stdout + m.source.stderr
+    result = the_result(tmp_path)
     assert result["outcome"] == "failed"
     assert "criu restore failed" in result["reason"], result["reason"]
-    assert f"the destination kept {pair.destination.address}:{tmpdir}" in result["reason"]
+    assert f"the destination kept {m.destination_address}:{tmpdir}" in result["reason"]
     # The source keeps its own: the dumps' logs, the workloads' logs up to the dump.
     kept = Path(result["artifacts"])
     assert (kept / "images" / "server" / "dump.log").is_file()
     assert (kept / "client.events").is_file()
-    assert "failed" in out.read_text()
+    assert "failed" in m.receiver_out
     nothing_left(tmpdir)
 
 
