@@ -18,7 +18,7 @@ from typing import Any
 import psutil
 
 from harness.errors import WorkloadError
-from harness.proctree import tree_pids
+from harness.proctree import own_pid, tree_pids
 
 __all__ = ["Fd", "Fingerprint", "take", "take_tree"]
 
@@ -114,15 +114,6 @@ def take(pid: int) -> Fingerprint:
     except (psutil.Error, OSError) as exc:
         raise WorkloadError(f"cannot take the fingerprint of pid {pid}: {exc}") from None
     return Fingerprint(own, cmdline, cwd, state, fds, maps, rlimits)  # type: ignore[arg-type]
-
-
-def own_pid(pid: int) -> int:
-    """The pid as the process itself sees it: in a PID namespace of its own (harness.isolation)
-    CRIU keeps that one, while the restore gives the tree new pids outside."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("NSpid:"):
-            return int(line.split()[-1])
-    return pid
 
 
 def take_tree(pid: int) -> dict[int, Fingerprint]:

@@ -17,8 +17,14 @@ from harness import reaping
 from harness.cgroup import RunCgroup
 from harness.criu.process import running_criu
 from harness.errors import WorkloadError
-from harness.namespace import Namespaces
-from harness.proctree import descends_from, is_stopped, session_members, tree_pids
+from harness.namespace import Namespaces, launcher_status
+from harness.proctree import (
+    descends_from,
+    is_stopped,
+    own_pid,
+    session_members,
+    tree_pids,
+)
 from harness.waiting import wait_for
 
 
@@ -44,6 +50,9 @@ class Workload:
     namespaces: Namespaces | None = None
     _popen: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     _create_time: float = field(default=0.0, repr=False)
+    # A daemon's pid inside its PID namespace, once its pidfile named it (see became): the
+    # process to ask (signal_main), the same after every restore.
+    main: int | None = field(default=None, repr=False)
     # The tree's other pids when last looked at (note_tree): a dump kills them all, and their
     # zombies, reparented to the harness, must be reaped too before their pids are restored.
     _descendants: list[int] = field(default_factory=list, repr=False)
@@ -210,12 +219,54 @@ class Workload:
 
     def returncode(self) -> int | None:
         """The exit status of the process the harness started, once it exited (collecting
-        it); None while it runs. A launcher's, for a daemon (see PidfileReady)."""
+        it); None while it runs. A launcher's, for a daemon (see PidfileReady), also when
+        an init of the harness's started it in a namespace (harness.namespace)."""
+        if self.namespaces is not None and self.namespaces.init:
+            return launcher_status(self.namespaces.exits)
         if self.exit_status is None and self._popen is not None:
             code = self._popen.poll()
             if code is not None:
                 self.exit_status = code
         return self.exit_status
+
+    def host_pid(self, pid: int) -> int | None:
+        """A pid as the workload's programs see it (a pidfile's), as the harness sees it:
+        the same outside a PID namespace; inside, the process of the tree that has that pid
+        in the namespace (None: none has)."""
+        if self.namespaces is None:
+            return pid
+        for candidate in tree_pids(self.pid) if self.pid else []:
+            try:
+                if own_pid(candidate) == pid:
+                    return candidate
+            except OSError:
+                continue
+        return None
+
+    def became(self, pid: int) -> None:
+        """The program is now this process (a daemon its launcher left): outside a namespace
+        the workload is that process from now on; inside one the workload stays the
+        namespace's init (what CRIU dumps), and the daemon is the process to ask."""
+        if self.namespaces is None or not self.namespaces.init:
+            self.adopt(pid)
+            return
+        try:
+            self.main = own_pid(pid)
+        except OSError as exc:
+            raise WorkloadError(f"{self.name}: the daemon (pid {pid}) is gone: {exc}") from None
+
+    def signal_main(self, sig: int) -> None:
+        """Signal the program itself: the daemon in a namespace (see became), else the
+        workload's process."""
+        if self.main is None:
+            self.signal(sig)
+            return
+        target = self.host_pid(self.main)
+        if target is not None:
+            try:
+                os.kill(target, sig)
+            except ProcessLookupError:
+                pass
 
     def adopt(self, pid: int) -> None:
         """Take over a restored process (the harness is its subreaper)."""

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import psutil
 
-__all__ = ["descends_from", "is_stopped", "parent", "session_members", "tree_pids", "tree_stopped"]
+__all__ = ["descends_from", "is_stopped", "own_pid", "parent", "session_members", "tree_pids",
+           "tree_stopped"]
 
 
 def tree_pids(pid: int) -> list[int]:
@@ -78,3 +79,13 @@ def session_members(sid: int) -> list[psutil.Process]:
         except (OSError, psutil.Error):
             continue
     return members
+
+
+def own_pid(pid: int) -> int:
+    """The pid as the process itself sees it: in a PID namespace of its own (harness.isolation)
+    CRIU keeps that one, while the restore gives the tree new pids outside. OSError if the
+    process is gone."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("NSpid:"):
+            return int(line.split()[-1])
+    return pid

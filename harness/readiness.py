@@ -54,6 +54,10 @@ class Started(Protocol):
 
     def adopt(self, pid: int) -> None: ...
 
+    def host_pid(self, pid: int) -> int | None: ...
+
+    def became(self, pid: int) -> None: ...
+
 
 @dataclass(frozen=True)
 class Readiness:
@@ -210,19 +214,23 @@ class PidfileReady(Readiness):
     def probe(self, render: Render, elapsed: float) -> bool:
         return self.daemon(render) is not None
 
-    def daemon(self, render: Render) -> int | None:
-        """The live process the pidfile names, if it names one yet."""
+    def daemon(self, render: Render, process: Started | None = None) -> int | None:
+        """The live process the pidfile names, if it names one yet (as the harness sees it:
+        in a PID namespace the file holds the daemon's pid there, translated by process)."""
         try:
             text = Path(render(self.path)).read_text().strip()
         except OSError:
             return None
         if not text.isdigit():
             return None  # not written whole yet
+        pid = process.host_pid(int(text)) if process is not None else int(text)
+        if pid is None:
+            return None
         try:
-            alive = psutil.Process(int(text)).status() != psutil.STATUS_ZOMBIE
+            alive = psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
         except psutil.Error:
             return None
-        return int(text) if alive else None
+        return pid if alive else None
 
     def wait(self, process: Started, render: Render) -> None:
         def ready() -> bool:
@@ -233,14 +241,14 @@ class PidfileReady(Readiness):
                 raise WorkloadError(
                     f"{process.name}: the launcher exited with status {code}: {process.tail()}"
                 )
-            return self.probe(render, 0.0)
+            return self.daemon(render, process) is not None
 
         wait_for(ready, timeout=self.deadline, interval=0.01, error=lambda _: WorkloadError(
             f"{process.name} not ready within {self.deadline:g} s: no live process named in "
             f"{render(self.path)} after the launcher exited: {process.tail()}"))
-        pid = self.daemon(render)
+        pid = self.daemon(render, process)
         assert pid is not None
-        process.adopt(pid)
+        process.became(pid)
 
     @classmethod
     def of(cls, values: Mapping[str, Any], timeout: float) -> Readiness:

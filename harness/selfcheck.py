@@ -26,7 +26,7 @@ def ask(verify: Verify, workloads: dict[str, Workload], render: Callable[[str], 
         if not workload.alive():
             problems.append(f"{name} was not running when it was to be asked ({sig.name})")
             continue
-        workload.signal(sig)
+        workload.signal_main(sig)  # a daemon in a namespace: the daemon, not its init
         try:
             status = workload.reap(timeout=verify.deadline)
         except WorkloadError:

@@ -7,12 +7,14 @@ import os
 import shutil
 import subprocess
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from harness.errors import VerificationError, WorkloadError
 from harness.namespace import Namespaces
 from harness.process import Workload
 from harness.progress import Progress
+from harness.readiness import PidfileReady
 from harness.scenario import Scenario
 from harness.supervisor import Supervisor
 
@@ -45,13 +47,18 @@ def start(
     """Start every process in order, each ready before the next starts; each the init of
     namespaces of its own if namespaces says which (harness.isolation)."""
     for spec in scenario.processes:
+        own = namespaces
+        if own is not None and isinstance(spec.ready, PidfileReady):
+            # A daemon: its launcher exits, so it cannot be the namespace's init.
+            own = replace(own, init=True, exits=str(run_dir / f"{spec.role}.exits"),
+                          pidfile=render(spec.ready.path))
         workload = supervisor.spawn(
             spec.role,
             [render(a) for a in spec.argv],
             run_dir,
             cwd=Path(render(spec.cwd)) if spec.cwd else None,
             env={k: render(v) for k, v in spec.env.items()},
-            namespaces=namespaces,
+            namespaces=own,
         )
         spec.ready.wait(workload, render)
     return supervisor.workloads

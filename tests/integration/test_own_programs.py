@@ -42,6 +42,32 @@ def test_the_self_checking_daemon_migrates_and_leaves_nothing(
     assert left_of("selfcheck_daemon", run_dirs_in_pytest_tmp) == []
 
 
+def test_the_self_checking_daemon_migrates_in_a_pid_namespace_under_an_init_of_its_own(
+    run_dirs_in_pytest_tmp: Path,
+) -> None:
+    """Under --isolation ns the daemon cannot be the namespace's init (its launcher exits,
+    and a namespace ends with its init): an init of the harness's runs the launcher, reaps
+    the orphans, and is what CRIU dumps; the pidfile's pid is the namespace's, translated to
+    find the daemon, which is the one asked (SIGTERM), its exit status the init's."""
+    result = ScenarioRun(scenario.find("selfcheck-daemon"), get_backend("cli"),
+                         iterations=2, keep="always", isolation="ns").run()
+    assert result.outcome is Outcome.PASSED, result.reason
+    assert result.reason == "2 migration(s) verified; the program's own check passed"
+    run_dir = Path(result.artifacts)
+    # The launcher was the init's child (pid 2 inside), exited 0; the daemon (a pid of the
+    # namespace, not the host's) exited 0 on SIGTERM, reaped by the init too: orphaned when
+    # the middle process exited. (The daemon removes its pidfile as it exits.)
+    exits = (run_dir / "daemon.exits").read_text().splitlines()
+    assert exits[:2] == ["child 2", "exit 2 0"], exits
+    last, daemon, status = exits[-1].split()
+    assert (last, status) == ("exit", "0") and 2 < int(daemon) < 100, exits
+    assert (run_dir / "verdict").read_text().startswith("PASS")
+    for cycle in result.cycles:
+        [dump] = [c for c in cycle.calls if c.action == "dump"]
+        assert dump.error is None
+    assert left_of("selfcheck_daemon", run_dirs_in_pytest_tmp) == []
+
+
 def test_a_self_check_that_does_not_say_pass_fails_the_run(run_dirs_in_pytest_tmp: Path) -> None:
     daemon = scenario.find("selfcheck-daemon")
     wants_more = replace(daemon, verify=replace(daemon.verify, pattern="^PASS 999999 "))
