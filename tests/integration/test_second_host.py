@@ -205,11 +205,13 @@ def test_bad_two_host_options_get_one_line_and_status_2(args: list[str], message
     assert message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
 
 
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
 def test_a_receiver_killed_while_the_workload_runs_there_leaves_nothing(
-    tmp_path: Path, run_dirs_in_pytest_tmp: Path
+    tmp_path: Path, run_dirs_in_pytest_tmp: Path, sig: signal.Signals
 ) -> None:
-    """SIGKILL of the destination's harness, with the workload restored and running there:
-    its keeper ends the workload; the source says what happened."""
+    """SIGKILL of the destination's harness (its keeper ends the workload), or Ctrl-C (it
+    ends the workload itself), with the workload restored and running there; the source
+    says what happened."""
     tmpdir = run_dirs_in_pytest_tmp
     top = cgroup.root()
     assert top is not None
@@ -230,8 +232,8 @@ def test_a_receiver_killed_while_the_workload_runs_there_leaves_nothing(
             assert source.poll() is None, source.communicate()[0]
             assert time.monotonic() < deadline
             time.sleep(0.01)
-        os.kill(receiver.pid, signal.SIGKILL)
-        receiver.wait()
+        os.kill(receiver.pid, sig)
+        assert receiver.wait(timeout=30) == (130 if sig == signal.SIGINT else -sig)
         stdout, _ = source.communicate(timeout=120)
         deadline = time.monotonic() + 5
         while of_run(tmpdir) and time.monotonic() < deadline:
