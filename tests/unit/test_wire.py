@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import os
 import socket
+import subprocess
 import tarfile
 import tempfile
 import threading
@@ -138,8 +139,14 @@ def test_a_fingerprint_crosses_as_json() -> None:
                        {0: Fd("file", "/dev/null", "0100000", 0), 3: Fd("socket", "unix dgram")},
                        {("[heap]", "rw-p"): 4096}, {"nofile": (1024, 4096)})
     assert Fingerprint.from_json(made.to_json()) == made
-    [own] = take_tree(os.getpid()).values()
-    assert Fingerprint.from_json(own.to_json()) == own
+    sleeper = subprocess.Popen(["sleep", "30"])
+    try:
+        [taken] = take_tree(sleeper.pid).values()
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert taken.fds and taken.maps and taken.rlimits
+    assert Fingerprint.from_json(taken.to_json()) == taken
 
 
 def test_the_plans_halves_keep_its_order() -> None:
