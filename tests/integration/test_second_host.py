@@ -179,6 +179,39 @@ def test_a_restore_that_fails_at_the_destination_keeps_the_evidence_on_both_side
     nothing_left(tmpdir)
 
 
+def test_a_dump_that_fails_after_another_rolls_back_with_its_pages_fetched_back(
+    tmp_path: Path, run_dirs_in_pytest_tmp: Path
+) -> None:
+    """The server's dump sent its pages to the destination; the client's then fails (its
+    post-dump action script exits 1): the server is restored at the source from its pages,
+    fetched back, and the pair goes on there."""
+    tmpdir = run_dirs_in_pytest_tmp
+    hook = tmp_path / "fail-client-dump.sh"
+    hook.write_text('#!/bin/sh\n[ "$CRTOOLS_SCRIPT_ACTION" = post-dump ] || exit 0\n'
+                    'case "$(readlink -f "$CRTOOLS_IMAGE_DIR")" in */client) exit 1;; esac\n')
+    hook.chmod(0o755)
+    text = scenario.find("dgram-echo").path.read_text()
+    head, rest = text.split("[expect]\n", 1)
+    expect = ('[criu.dump]\nextra_args = ["--action-script", "' + str(hook) + '"]\n\n'
+              '[expect]\noutcome = "fails"\naction = "dump"\n'
+              'signature = "One of more action scripts failed"\n')
+    failing = tmp_path / "dgram-echo-client-dump-fails.toml"
+    failing.write_text(head + expect + rest[rest.index("\n["):])
+    m = migrate_once(tmpdir, tmp_path, str(failing), "--backend", "rpc")
+    assert m.source.returncode == 0, m.source.stdout + m.source.stderr
+    result = the_result(tmp_path)
+    assert result["outcome"] == "xfailed" and result["resumed_after_failure"] is True
+    [cycle] = result["cycles"]
+    assert [(p["step"], p["role"], p["ok"]) for p in cycle["phases"] if p["step"] in (
+        "dump", "rollback")] == [("dump", "server", True), ("dump", "client", False),
+                                 ("rollback", "server", True)]
+    [restore] = [c for c in cycle["calls"] if c["action"] == "restore"]
+    assert Path(restore["criu_options"]["images_dir"]).parts[-2:] == ("images", "server")
+    assert restore["error"] is None
+    assert "nothing arrived" in m.receiver_out
+    nothing_left(tmpdir)
+
+
 def test_a_receiver_that_is_not_there_stops_the_run_before_anything_starts(
     tmp_path: Path, run_dirs_in_pytest_tmp: Path
 ) -> None:
