@@ -99,11 +99,29 @@ def the_result(tmp_path: Path) -> dict[str, Any]:
     return dict(result)
 
 
-def nothing_left(tmpdir: Path) -> None:
+def run_names(tmpdir: Path, report: Path | None = None) -> set[str]:
+    """The names of this test's run directories: kept ones in tmpdir, and those a report's
+    CRIU calls and artifacts name (a passing run's directory is gone)."""
+    names = {p.name for p in tmpdir.glob("criu-harness-*")}
+    if report is not None and (report / "results.json").exists():
+        for result in json.loads((report / "results.json").read_text())["scenarios"]:
+            paths = [result["artifacts"]] + [
+                call["criu_options"]["images_dir"]
+                for cycle in result["cycles"] for call in cycle["calls"]]
+            names |= {part for path in paths for part in Path(path).parts
+                      if part.startswith("criu-harness-")}
+    return names
+
+
+def nothing_left(tmpdir: Path, names: set[str]) -> None:
+    """No process of this test's runs, and no cgroup of theirs on either side (the
+    receiver's is the run's name with -arrived): other tests may run meanwhile (-n N)."""
+    assert names, "no run to look for"
     assert of_run(tmpdir) == []
     top = cgroup.root()
     if top is not None and (top / cgroup.BASE).is_dir():
-        assert [p for p in (top / cgroup.BASE).iterdir() if "criu-harness-" in p.name] == []
+        assert [p for p in (top / cgroup.BASE).iterdir()
+                if p.name.split(".", 1)[-1].removesuffix("-arrived") in names] == []
 
 
 def test_dgram_echo_migrates_to_the_second_host_with_nothing_lost(
@@ -136,7 +154,7 @@ def test_dgram_echo_migrates_to_the_second_host_with_nothing_lost(
     assert all(d["allowed"] for d in cycle["differences"]), cycle["differences"]
     assert f"(from {m.source_address})" in m.receiver_out and "passed" in m.receiver_out
     assert list(tmpdir.glob("criu-harness-*")) == []  # a passing run keeps nothing
-    nothing_left(tmpdir)
+    nothing_left(tmpdir, run_names(tmpdir, tmp_path / "report"))
 
 
 def test_a_dump_refused_at_the_source_is_judged_there_and_nothing_arrives(
@@ -150,7 +168,7 @@ def test_a_dump_refused_at_the_source_is_judged_there_and_nothing_arrives(
     assert result["outcome"] == "xfailed" and result["resumed_after_failure"] is True
     assert "Can't dump half of stream unix connection" in result["criu_error"]
     assert "nothing arrived" in m.receiver_out
-    nothing_left(tmpdir)
+    nothing_left(tmpdir, run_names(tmpdir, tmp_path / "report"))
 
 
 def test_a_restore_that_fails_at_the_destination_keeps_the_evidence_on_both_sides(
@@ -176,7 +194,7 @@ def test_a_restore_that_fails_at_the_destination_keeps_the_evidence_on_both_side
     assert (kept / "images" / "server" / "dump.log").is_file()
     assert (kept / "client.events").is_file()
     assert "failed" in m.receiver_out
-    nothing_left(tmpdir)
+    nothing_left(tmpdir, run_names(tmpdir, tmp_path / "report"))
 
 
 def test_a_dump_that_fails_after_another_rolls_back_with_its_pages_fetched_back(
@@ -209,7 +227,7 @@ def test_a_dump_that_fails_after_another_rolls_back_with_its_pages_fetched_back(
     assert Path(restore["criu_options"]["images_dir"]).parts[-2:] == ("images", "server")
     assert restore["error"] is None
     assert "nothing arrived" in m.receiver_out
-    nothing_left(tmpdir)
+    nothing_left(tmpdir, run_names(tmpdir, tmp_path / "report"))
 
 
 def test_a_receiver_that_is_not_there_stops_the_run_before_anything_starts(
@@ -220,7 +238,10 @@ def test_a_receiver_that_is_not_there_stops_the_run_before_anything_starts(
     assert src.returncode == 1
     assert "cannot reach a receiver at 127.0.0.1:9" in src.stdout, src.stdout
     assert "Traceback" not in src.stdout + src.stderr
-    nothing_left(run_dirs_in_pytest_tmp)
+    # Connected before anything started: the run directory holds no workload's file.
+    [kept] = run_dirs_in_pytest_tmp.glob("criu-harness-dgram-echo-*")
+    assert not list(kept.glob("*.events")) and not list(kept.glob("*.stdout"))
+    nothing_left(run_dirs_in_pytest_tmp, run_names(run_dirs_in_pytest_tmp))
 
 
 @pytest.mark.parametrize(("args", "message"), [
@@ -253,11 +274,13 @@ def test_a_receiver_killed_while_the_workload_runs_there_leaves_nothing(
         assert pair.source.netns is not None
         source = subprocess.Popen(
             ["nsenter", f"--net={pair.source.netns}", *HARNESS, "run", "dgram-echo",
-             "--destination", pair.destination.address],
+             "--destination", pair.destination.address, "--report", str(tmp_path / "report")],
             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
         def arrived() -> list[int]:
-            return [int(pid) for group in (top / cgroup.BASE).glob("*-arrived/client")
+            """The restored client's pids at the destination, once there are some."""
+            return [int(pid) for run in tmpdir.glob("criu-harness-dgram-echo-*")
+                    for group in (top / cgroup.BASE).glob(f"*.{run.name}-arrived/client")
                     for pid in (group / "cgroup.procs").read_text().split()]
 
         deadline = time.monotonic() + 60
@@ -273,4 +296,4 @@ def test_a_receiver_killed_while_the_workload_runs_there_leaves_nothing(
             time.sleep(0.1)
     assert source.returncode == 1, stdout
     assert "receiver 10.231.0.2:27099" in stdout and "Traceback" not in stdout, stdout
-    nothing_left(tmpdir)
+    nothing_left(tmpdir, run_names(tmpdir, tmp_path / "report"))
