@@ -5,6 +5,9 @@ Like pytest's own xfail, but strict and by CRIU's log: a test is reported xfaile
 migration failed at the marker's action with a log line containing its signature and the
 workload went on; a migration that succeeds fails it as ``[XPASS(strict)]``; another failure
 fails it. ``--runxfail`` reports an expected failure as a plain pass.
+
+PYTEST_DONT_REWRITE: the plugin package imports this module before pytest reads its
+``pytest_plugins`` (too late to rewrite, and it has no asserts to rewrite).
 """
 
 from __future__ import annotations
