@@ -8,6 +8,7 @@ error line, with the workload going on afterwards.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Protocol
@@ -67,7 +68,8 @@ def role_options(scenario: Scenario, isolation: Isolation, run_dir: Path, worklo
 class Departure(Protocol):
     """The source's side of a migration to another host (harness.departure)."""
 
-    def arrive(self, record: MigrationRecord, looks: Inspection | None) -> ScenarioResult:
+    def arrive(self, record: MigrationRecord, looks: Inspection | None,
+               workloads: Mapping[str, Workload]) -> ScenarioResult:
         """Send the dumped workload over; the destination restores and judges it: its result."""
         ...
 
@@ -140,7 +142,7 @@ class Cycles:
         ).run(self.workloads, record)
         if self.departure is not None and record.error is None:
             # Dumped, and gone: the workload lives on at the destination, which judges it.
-            self.arrived = self.departure.arrive(record, looks)
+            self.arrived = self.departure.arrive(record, looks, self.workloads)
             theirs = self.arrived.cycles[-1] if self.arrived.cycles else CycleResult(
                 n, Outcome.ERROR, reason=self.arrived.reason)
             for f in fields(CycleResult):

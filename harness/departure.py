@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import socket
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +27,7 @@ from harness.difference import Inspection
 from harness.errors import RemoteError, UsageError
 from harness.fields import FieldError, Fields
 from harness.netns import Host
+from harness.process import Workload
 from harness.record import MigrationRecord
 from harness.result import ScenarioResult
 from harness.rundir import MARKER, RunDir
@@ -36,7 +37,7 @@ from harness.wire import Channel, pack, parse_address
 
 __all__ = ["KEEPER_LOG", "PROTOCOL", "Destination", "Leaving", "leaving", "scenario_ref"]
 
-PROTOCOL = 1
+PROTOCOL = 2
 # Written by each side's keeper into its own run directory: never sent over.
 KEEPER_LOG = "keeper.log"
 # How long the destination may take to restore and judge (its verification has deadlines of
@@ -81,9 +82,11 @@ class Leaving:
         local = channel.sk.getsockname()[0]
         self.transport = Remote(channel, Host("source", local), destination.host)
 
-    def arrive(self, record: MigrationRecord, looks: Inspection | None) -> ScenarioResult:
-        """Send the run directory over with what was done so far; the destination restores,
-        resumes and judges the workload: its result."""
+    def arrive(self, record: MigrationRecord, looks: Inspection | None,
+               workloads: Mapping[str, Workload]) -> ScenarioResult:
+        """Send the run directory over with what was done so far and what the workloads are
+        (a daemon's pid in its namespace, say); the destination restores, resumes and judges
+        the workload: its result."""
         top = self.run_dir.path
         files = pack(top, [p for p in sorted(top.iterdir())
                            if p.name not in (KEEPER_LOG, MARKER)])
@@ -95,6 +98,7 @@ class Leaving:
             "phases": [p.to_json() for p in record.phases],
             "calls": [c.to_json() for c in record.calls],
             "before": before,
+            "workloads": {role: w.arrival() for role, w in workloads.items()},
         }, files, timeout=ARRIVAL_TIMEOUT_S)
         try:
             result = ScenarioResult.from_json(Fields(answer["result"], "the receiver's result"))

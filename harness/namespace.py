@@ -93,6 +93,20 @@ class Namespaces:
     exits: str = ""
     pidfile: str = ""
 
+    def to_json(self) -> dict[str, object]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, object]) -> Namespaces:
+        """From to_json's dict (another host's harness sends it with the workload)."""
+        hosts = data.get("hosts", ())
+        if not isinstance(hosts, (list, tuple)):
+            raise ValueError(f"namespaces: hosts {hosts!r} is not a list")
+        return cls(mount=bool(data.get("mount", True)), net=bool(data.get("net", False)),
+                   run_dir=str(data.get("run_dir", "")), tmp=str(data.get("tmp", "")),
+                   hosts=tuple(str(h) for h in hosts), init=bool(data.get("init", False)),
+                   exits=str(data.get("exits", "")), pidfile=str(data.get("pidfile", "")))
+
     def start(
         self,
         argv: Sequence[str],

@@ -268,6 +268,23 @@ class Workload:
             except ProcessLookupError:
                 pass
 
+    def arrival(self) -> dict[str, object]:
+        """What another host's harness needs of this workload to take it over once restored
+        there (harness.departure): how it was started, and which process is the program."""
+        return {"namespaces": self.namespaces.to_json() if self.namespaces else None,
+                "main": self.main}
+
+    def arrived(self, state: Mapping[str, object]) -> None:
+        """Take arrival's state over (a workload this host never started; ValueError if it
+        cannot be read)."""
+        namespaces, main = state.get("namespaces"), state.get("main")
+        if namespaces is not None and not isinstance(namespaces, Mapping):
+            raise ValueError(f"{self.name}: namespaces {namespaces!r} is not a table")
+        if main is not None and not isinstance(main, int):
+            raise ValueError(f"{self.name}: main {main!r} is not a pid")
+        self.namespaces = Namespaces.from_json(namespaces) if namespaces is not None else None
+        self.main = main
+
     def adopt(self, pid: int) -> None:
         """Take over a restored process (the harness is its subreaper)."""
         self.pid = pid

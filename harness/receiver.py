@@ -224,6 +224,9 @@ class Visit:
                     str(role): {int(pid): Fingerprint.from_json(fp) for pid, fp in tree.items()}
                     for role, tree in message["before"].items()},
             )
+            for role, state in message.get("workloads", {}).items():
+                if role in workloads:
+                    workloads[role].arrived(state)
         except (KeyError, TypeError, ValueError, AttributeError, FieldError) as exc:
             raise UsageError(f"an arrival the harness cannot read: {exc}") from None
 

@@ -230,6 +230,27 @@ def test_a_dump_that_fails_after_another_rolls_back_with_its_pages_fetched_back(
     nothing_left(tmpdir, run_names(tmpdir, tmp_path / "report"))
 
 
+def test_a_daemon_in_a_pid_namespace_is_asked_at_the_destination(
+    tmp_path: Path, run_dirs_in_pytest_tmp: Path
+) -> None:
+    """A program the harness did not write (the double-forking daemon with a pidfile), under
+    --isolation ns: the destination never started it, so the source says which process of
+    the namespace the daemon is; the destination asks that one (SIGTERM) after the restore,
+    and the daemon's own check passes there."""
+    tmpdir = run_dirs_in_pytest_tmp
+    m = migrate_once(tmpdir, tmp_path, "selfcheck-daemon", "--isolation", "ns",
+                     "--backend", "cli")
+    assert m.receiver_status == 0, m.receiver_out
+    assert m.source.returncode == 0, m.source.stdout + m.source.stderr
+    result = the_result(tmp_path)
+    assert result["outcome"] == "passed", result["reason"]
+    assert result["reason"] == "migrated and verified; the program's own check passed"
+    assert result["isolation"] == "ns"
+    [cycle] = result["cycles"]
+    assert [c["action"] for c in cycle["calls"] if c["error"] is None] == ["dump", "restore"]
+    nothing_left(tmpdir, run_names(tmpdir, tmp_path / "report"))
+
+
 def test_a_receiver_that_is_not_there_stops_the_run_before_anything_starts(
     tmp_path: Path, run_dirs_in_pytest_tmp: Path
 ) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -10,6 +12,8 @@ import psutil
 import pytest
 
 from harness.errors import WorkloadError
+from harness.namespace import Namespaces
+from harness.process import Workload
 from harness.supervisor import Supervisor
 from harness.waiting import wait_for
 
@@ -53,3 +57,24 @@ def test_output_goes_to_files_in_the_run_directory(tmp_path: Path) -> None:
         assert w.reap() == 0
     assert w.stdout_path.read_text() == "hi\n"
     assert w.stderr_path.read_text() == "True\n"  # stdin is /dev/null
+
+
+def test_what_a_workload_is_goes_to_another_host_and_back(tmp_path: Path) -> None:
+    """A daemon's namespace and pid there (Workload.arrival) taken over by a workload the
+    other host never started; a state that is not one is refused, nothing taken."""
+    started = Workload(name="daemon", argv=["x"], run_dir=tmp_path, main=7,
+                       namespaces=Namespaces(net=True, run_dir=str(tmp_path), hosts=("/a",),
+                                             init=True, exits="/r/daemon.exits",
+                                             pidfile="/r/daemon.pid"))
+    state = json.loads(json.dumps(started.arrival()))
+    there = Workload(name="daemon", argv=[], run_dir=tmp_path)
+    there.arrived(state)
+    assert (there.namespaces, there.main) == (started.namespaces, 7)
+    plain = Workload(name="server", argv=[], run_dir=tmp_path)
+    plain.arrived(json.loads(json.dumps(Workload("server", ["x"], tmp_path).arrival())))
+    assert (plain.namespaces, plain.main) == (None, None)
+    for bad, message in [({"main": "7"}, "main '7' is not a pid"),
+                         ({"namespaces": [1]}, "namespaces [1] is not a table"),
+                         ({"namespaces": {"hosts": "/a"}}, "hosts '/a' is not a list")]:
+        with pytest.raises(ValueError, match=re.escape(message)):
+            Workload(name="daemon", argv=[], run_dir=tmp_path).arrived(bad)

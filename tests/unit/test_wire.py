@@ -157,7 +157,8 @@ def test_the_plans_halves_keep_its_order() -> None:
 
 
 @pytest.mark.parametrize(("hello", "why"), [
-    ({"op": "hello", "protocol": PROTOCOL + 1}, "this receiver 1: run the same harness"),
+    ({"op": "hello", "protocol": PROTOCOL + 1},
+     f"this receiver {PROTOCOL}: run the same harness"),
     ({"op": "hello", "protocol": PROTOCOL, "scenario": "dgram-echo", "sha256": "0"},
      "scenario dgram-echo: not the same file on both hosts"),
     ({"op": "serve"}, "expected a hello"),
