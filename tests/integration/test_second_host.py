@@ -291,6 +291,45 @@ def is_client(pid: int) -> bool:
         return False
 
 
+def start_source(pair: VethPair, tmp_path: Path) -> subprocess.Popen[str]:
+    """`criu-harness run dgram-echo --destination` from the source side, in the background."""
+    assert pair.source.netns is not None
+    return subprocess.Popen(
+        ["nsenter", f"--net={pair.source.netns}", *HARNESS, "run", "dgram-echo",
+         "--destination", pair.destination.address, "--report", str(tmp_path / "report")],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def client_there(tmpdir: Path) -> list[int]:
+    """The restored client's pid at the destination, once it runs there."""
+    top = cgroup.root()
+    assert top is not None
+    pids = [int(pid) for run in tmpdir.glob("criu-harness-dgram-echo-*")
+            for group in (top / cgroup.BASE).glob(f"*.{run.name}-arrived/client")
+            for pid in (group / "cgroup.procs").read_text().split()]
+    return [pid for pid in pids if is_client(pid)]
+
+
+def arrival(tmpdir: Path, source: subprocess.Popen[str]) -> list[int]:
+    """Wait until the client runs at the destination: its pid."""
+    deadline = time.monotonic() + 60
+    while not (client := client_there(tmpdir)):
+        assert source.poll() is None, source.communicate()[0]
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    return client
+
+
+def gone(tmpdir: Path, client: list[int]) -> None:
+    """Wait (a little) for the run's processes, the client seen at the destination among
+    them, to be gone; assert it is."""
+    deadline = time.monotonic() + 5
+    while (of_run(tmpdir) or [p for p in client if is_client(p)]) \
+            and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [p for p in client if is_client(p)]
+
+
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
 def test_a_receiver_killed_while_the_workload_runs_there_leaves_nothing(
     tmp_path: Path, run_dirs_in_pytest_tmp: Path, sig: signal.Signals
@@ -299,37 +338,38 @@ def test_a_receiver_killed_while_the_workload_runs_there_leaves_nothing(
     ends the workload itself), with the workload restored and running there; the source
     says what happened."""
     tmpdir = run_dirs_in_pytest_tmp
-    top = cgroup.root()
-    assert top is not None
-    out = tmp_path / "receiver.out"
-    with second_host(tmpdir, out, "--once") as (pair, receiver):
-        assert pair.source.netns is not None
-        source = subprocess.Popen(
-            ["nsenter", f"--net={pair.source.netns}", *HARNESS, "run", "dgram-echo",
-             "--destination", pair.destination.address, "--report", str(tmp_path / "report")],
-            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-
-        def arrived() -> list[int]:
-            """The restored client's pid at the destination, once it runs there."""
-            pids = [int(pid) for run in tmpdir.glob("criu-harness-dgram-echo-*")
-                    for group in (top / cgroup.BASE).glob(f"*.{run.name}-arrived/client")
-                    for pid in (group / "cgroup.procs").read_text().split()]
-            return [pid for pid in pids if is_client(pid)]
-
-        deadline = time.monotonic() + 60
-        while not arrived():
-            assert source.poll() is None, source.communicate()[0]
-            assert time.monotonic() < deadline
-            time.sleep(0.01)
-        client = arrived()
+    with second_host(tmpdir, tmp_path / "receiver.out", "--once") as (pair, receiver):
+        source = start_source(pair, tmp_path)
+        client = arrival(tmpdir, source)
         os.kill(receiver.pid, sig)
         assert receiver.wait(timeout=30) == (130 if sig == signal.SIGINT else -sig)
         stdout, _ = source.communicate(timeout=120)
-        deadline = time.monotonic() + 5
-        while (of_run(tmpdir) or [p for p in client if is_client(p)]) \
-                and time.monotonic() < deadline:
-            time.sleep(0.1)
-    assert client and not [p for p in client if is_client(p)]  # the one seen running there
+        gone(tmpdir, client)
     assert source.returncode == 1, stdout
-    assert "receiver 10.231.0.2:27099" in stdout and "Traceback" not in stdout, stdout
+    assert f"receiver {pair.destination.address}:{DEFAULT_PORT}" in stdout, stdout
+    assert "Traceback" not in stdout, stdout
     nothing_left(tmpdir, run_names(tmpdir, tmp_path / "report"))
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
+def test_a_source_killed_while_the_workload_runs_there_leaves_nothing(
+    tmp_path: Path, run_dirs_in_pytest_tmp: Path, sig: signal.Signals
+) -> None:
+    """SIGKILL or Ctrl-C of the source's harness once the workload runs at the destination:
+    the receiver still judges it (it is there, running) and then ends it as any run ends;
+    nothing of the run is left on either side."""
+    tmpdir = run_dirs_in_pytest_tmp
+    out = tmp_path / "receiver.out"
+    with second_host(tmpdir, out, "--once") as (pair, receiver):
+        source = start_source(pair, tmp_path)
+        client = arrival(tmpdir, source)
+        names = run_names(tmpdir)  # the source's, gone once it ends
+        os.kill(source.pid, sig)
+        stdout, _ = source.communicate(timeout=60)
+        assert receiver.wait(timeout=60) == 0, out.read_text()
+        gone(tmpdir, client)
+    assert source.returncode == (130 if sig == signal.SIGINT else -sig), stdout
+    assert "Traceback" not in stdout + out.read_text(), stdout + out.read_text()
+    said = out.read_text()
+    assert "dgram-echo[page-server]  passed" in said and f"(from {pair.source.address})" in said
+    nothing_left(tmpdir, names)
