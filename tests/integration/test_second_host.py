@@ -373,3 +373,59 @@ def test_a_source_killed_while_the_workload_runs_there_leaves_nothing(
     said = out.read_text()
     assert "dgram-echo[page-server]  passed" in said and f"(from {pair.source.address})" in said
     nothing_left(tmpdir, names)
+
+
+def test_a_receiver_killed_in_the_middle_of_a_dump_is_named_and_the_dump_log_kept(
+    tmp_path: Path, run_dirs_in_pytest_tmp: Path
+) -> None:
+    """The receiver (and its page server) SIGKILLed while the server's pages are on their
+    way: CRIU's dump fails on the broken connection, the source says the receiver went away
+    during the dump, keeps the dump's log, and leaves nothing running on either side."""
+    tmpdir = run_dirs_in_pytest_tmp
+    text = scenario.find("dgram-echo").path.read_text()
+    sock = '"--socket", "{run_dir}/server.sock",'
+    assert sock in text
+    big = tmp_path / "dgram-echo-300mib.toml"
+    big.write_text(text.replace(sock, sock + ' "--ballast-mb", "300",', 1))
+
+    def pages_arriving() -> bool:
+        """Whether this run's page server at the destination has begun to write pages (seen
+        through its own root: the destination's disk is its own)."""
+        for proc in psutil.process_iter(["cmdline"]):
+            argv = proc.info["cmdline"] or []
+            if "page-server" not in argv or "--images-dir" not in argv:
+                continue
+            images = argv[argv.index("--images-dir") + 1]
+            if images.startswith(str(tmpdir)):
+                there = Path(f"/proc/{proc.pid}/root{images}")
+                try:
+                    return any(p.stat().st_size > 0 for p in there.glob("pages-*.img"))
+                except OSError:
+                    return False
+        return False
+
+    with second_host(tmpdir, tmp_path / "receiver.out", "--once") as (pair, receiver):
+        assert pair.source.netns is not None
+        source = subprocess.Popen(
+            ["nsenter", f"--net={pair.source.netns}", *HARNESS, "run", str(big),
+             "--destination", pair.destination.address, "--report", str(tmp_path / "report")],
+            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        deadline = time.monotonic() + 60
+        while not pages_arriving():
+            assert source.poll() is None, source.communicate()[0]
+            assert time.monotonic() < deadline
+            time.sleep(0.005)
+        names = run_names(tmpdir)
+        os.killpg(receiver.pid, signal.SIGKILL)
+        assert receiver.wait(timeout=30) == -signal.SIGKILL
+        stdout, _ = source.communicate(timeout=120)
+    assert source.returncode == 1, stdout
+    result = the_result(tmp_path)
+    assert result["outcome"] == "error", result["reason"]
+    assert result["reason"].startswith(f"receiver {pair.destination.address}:"), result["reason"]
+    [cycle] = result["cycles"]
+    assert cycle["reason"].endswith(" during dump of server"), (cycle["reason"], cycle["phases"])
+    kept = Path(result["artifacts"])
+    assert "Dumping FAILED" in (kept / "images" / "server" / "dump.log").read_text()
+    assert "Traceback" not in stdout
+    nothing_left(tmpdir, names)
