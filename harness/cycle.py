@@ -8,16 +8,15 @@ error line, with the workload going on afterwards.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Protocol
 
-from harness.criu import Backend, CriuCall, CriuOptions
+from harness.criu import Backend, CriuOptions
+from harness.departure import Arrival, Departure
 from harness.difference import Difference, Inspection, describe
 from harness.errors import HarnessError, VerificationError
 from harness.evidence import drop_pages
-from harness.fingerprint import Fingerprint, take_tree
+from harness.fingerprint import take_tree
 from harness.isolation import DEFAULT_ISOLATION, Isolation, criu_options
 from harness.migration import Migration, MigrationRecord
 from harness.plan import Plan
@@ -27,7 +26,6 @@ from harness.result import (
     CycleResult,
     Keep,
     Outcome,
-    Phase,
     RoleStats,
     ScenarioResult,
     Step,
@@ -40,7 +38,7 @@ from harness.transport import Transport
 from harness.verdict import expected_failure, over_limits
 from harness.verification import losses_between
 
-__all__ = ["UNREAD_LAZILY", "Arrival", "Cycles", "Departure", "images_of", "role_options"]
+__all__ = ["UNREAD_LAZILY", "Cycles", "images_of", "role_options"]
 
 # Right after a lazy restore, /proc/PID/cmdline reads empty: the kernel reads it from the
 # task's memory, whose pages are still at the source (a page fault from another process is not
@@ -63,26 +61,6 @@ def role_options(scenario: Scenario, isolation: Isolation, run_dir: Path, worklo
     if workload.cgroup is not None:
         opts = replace(opts, cgroup=workload.cgroup.path, manage_cgroups="ignore")
     return criu_options(isolation, opts, action, run_dir)
-
-
-class Departure(Protocol):
-    """The source's side of a migration to another host (harness.departure)."""
-
-    def arrive(self, record: MigrationRecord, looks: Inspection | None,
-               workloads: Mapping[str, Workload]) -> ScenarioResult:
-        """Send the dumped workload over; the destination restores and judges it: its result."""
-        ...
-
-
-@dataclass
-class Arrival:
-    """What the source did of a migration that goes on here (harness.receiver)."""
-
-    started: float
-    phases: list[Phase]
-    calls: list[CriuCall]
-    # The source's looks before its dumps, by role (None: it took none).
-    before: dict[str, dict[int, Fingerprint]] | None
 
 
 @dataclass

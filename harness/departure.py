@@ -21,21 +21,25 @@ import socket
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
+from harness.criu import CriuCall
 from harness.difference import Inspection
 from harness.errors import RemoteError, UsageError
 from harness.fields import FieldError, Fields
+from harness.fingerprint import Fingerprint
+from harness.namespace import Namespaces
 from harness.netns import Host
 from harness.process import Workload
 from harness.record import MigrationRecord
-from harness.result import ScenarioResult
+from harness.result import Phase, ScenarioResult
 from harness.rundir import MARKER, RunDir
 from harness.scenario import Scenario, builtin_paths
 from harness.transport.remote import Remote
 from harness.wire import Channel, pack, parse_address
 
-__all__ = ["KEEPER_LOG", "PROTOCOL", "Destination", "Leaving", "leaving", "scenario_ref"]
+__all__ = ["KEEPER_LOG", "PROTOCOL", "Arrival", "Departure", "Destination", "Leaving", "leaving",
+           "scenario_ref", "state_of", "take_over"]
 
 PROTOCOL = 2
 # Written by each side's keeper into its own run directory: never sent over.
@@ -72,6 +76,78 @@ def scenario_ref(scenario: Scenario) -> dict[str, str]:
             "sha256": hashlib.sha256(text).hexdigest()}
 
 
+class Departure(Protocol):
+    """The source's side of a migration to another host, as harness.cycle sees it (Leaving)."""
+
+    def arrive(self, record: MigrationRecord, looks: Inspection | None,
+               workloads: Mapping[str, Workload]) -> ScenarioResult:
+        """Send the dumped workload over; the destination restores and judges it: its result."""
+        ...
+
+
+@dataclass
+class Arrival:
+    """What the source did of a migration that goes on at the destination (harness.cycle
+    starts from it there)."""
+
+    started: float
+    phases: list[Phase]
+    calls: list[CriuCall]
+    # The source's looks before its dumps, by role (None: it took none).
+    before: dict[str, dict[int, Fingerprint]] | None
+
+    @classmethod
+    def of(cls, record: MigrationRecord, looks: Inspection | None) -> Arrival:
+        return cls(record.started, list(record.phases), list(record.calls),
+                   looks.before if looks is not None else None)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "started": self.started,
+            "phases": [p.to_json() for p in self.phases],
+            "calls": [c.to_json() for c in self.calls],
+            "before": None if self.before is None else {
+                role: {str(pid): fp.to_json() for pid, fp in tree.items()}
+                for role, tree in self.before.items()},
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Arrival:
+        """From to_json's dict (UsageError if it cannot be read)."""
+        try:
+            before = data.get("before")
+            return cls(
+                started=float(data["started"]),
+                phases=[Phase.from_json(Fields(p, "phases")) for p in data["phases"]],
+                calls=[CriuCall.from_json(Fields(c, "calls")) for c in data["calls"]],
+                before=None if before is None else {
+                    str(role): {int(pid): Fingerprint.from_json(fp) for pid, fp in tree.items()}
+                    for role, tree in before.items()},
+            )
+        except (KeyError, TypeError, ValueError, AttributeError, FieldError) as exc:
+            raise UsageError(f"an arrival the harness cannot read: {exc}") from None
+
+
+def state_of(workload: Workload) -> dict[str, object]:
+    """What the receiver needs of a workload to take it over once restored there, having
+    never started it: how it was started, and which process is the program (a daemon's pid
+    in its namespace: Workload.became)."""
+    return {"namespaces": workload.namespaces.to_json() if workload.namespaces else None,
+            "main": workload.main}
+
+
+def take_over(workload: Workload, state: Mapping[str, object]) -> None:
+    """Give a workload this host never started state_of's state (ValueError if it cannot be
+    read: nothing is taken then)."""
+    namespaces, main = state.get("namespaces"), state.get("main")
+    if namespaces is not None and not isinstance(namespaces, Mapping):
+        raise ValueError(f"{workload.name}: namespaces {namespaces!r} is not a table")
+    if main is not None and not isinstance(main, int):
+        raise ValueError(f"{workload.name}: main {main!r} is not a pid")
+    workload.namespaces = Namespaces.from_json(namespaces) if namespaces is not None else None
+    workload.main = main
+
+
 class Leaving:
     """A connection to the receiver for one run, as a Cycles departure (harness.cycle)."""
 
@@ -90,15 +166,10 @@ class Leaving:
         top = self.run_dir.path
         files = pack(top, [p for p in sorted(top.iterdir())
                            if p.name not in (KEEPER_LOG, MARKER)])
-        before = ({role: {str(pid): fp.to_json() for pid, fp in tree.items()}
-                   for role, tree in looks.before.items()} if looks is not None else None)
         answer, _ = self.channel.ask({
             "op": "arrive",
-            "started": record.started,
-            "phases": [p.to_json() for p in record.phases],
-            "calls": [c.to_json() for c in record.calls],
-            "before": before,
-            "workloads": {role: w.arrival() for role, w in workloads.items()},
+            **Arrival.of(record, looks).to_json(),
+            "workloads": {role: state_of(w) for role, w in workloads.items()},
         }, files, timeout=ARRIVAL_TIMEOUT_S)
         try:
             result = ScenarioResult.from_json(Fields(answer["result"], "the receiver's result"))

@@ -18,7 +18,7 @@ from harness.criu import Backend, CriuOptions
 from harness.errors import CriuError, WorkloadError
 from harness.plan import Plan
 from harness.process import Workload
-from harness.proctree import tree_pids
+from harness.proctree import in_syscall, tree_pids
 from harness.record import MigrationRecord, phase
 from harness.result import Step
 from harness.sockets import queued_bytes
@@ -36,7 +36,7 @@ def at_rest(workload: Workload) -> bool:
     so a task is never taken to be at rest while stopped."""
     return (
         workload.status() == psutil.STATUS_SLEEPING
-        and workload.in_syscall()
+        and in_syscall(workload.pid)
         and queued_bytes(workload.pid) == 0
     )
 

@@ -39,7 +39,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-__all__ = ["MOUNTS", "Namespaces", "launch", "launcher_status"]
+__all__ = ["MOUNTS", "Namespaces", "launch"]
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWPID = 0x20000000
@@ -55,8 +55,6 @@ SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
 # --external mnt[KEY] names them with: where they are inside (None: the run directory, at its
 # own path), as the launcher builds them.
 MOUNTS = {"dev": "/dev", "tmp": "/tmp", "run": None}
-# The launcher's argument that makes it a daemon's namespace init (see Namespaces.init).
-INIT = "--init"
 # How long the launcher may take to say the workload's pid.
 LAUNCH_TIMEOUT_S = 30.0
 
@@ -84,11 +82,9 @@ class Namespaces:
     # Host directories bound at their own paths (see hidden_by_tmp), keyed host0, host1, ...
     hosts: tuple[str, ...] = field(default_factory=hidden_by_tmp)
     # For a program that daemonizes (its launcher exits, the daemon lives on): pid 1 is an
-    # init of the harness's that runs the program as its child and reaps whatever is
-    # orphaned in the namespace (a namespace ends with its init, so the program cannot be
-    # it). It writes "child PID" and "exit PID STATUS" lines into ``exits`` (namespace pids;
-    # the file is opened for each line, never held open across a dump) and exits, once the
-    # namespace is empty, with the status of the process ``pidfile`` names (else its child's).
+    # init of the harness's (harness.nsinit) that runs the program as its child, reaps what
+    # is orphaned in the namespace and notes each exit in ``exits``, and exits with the
+    # status of the process ``pidfile`` names.
     init: bool = False
     exits: str = ""
     pidfile: str = ""
@@ -253,62 +249,13 @@ def launch(spec: dict[str, object]) -> int:
             # Executed again, so that the init's own files (its interpreter, libraries) are
             # opened through this namespace's mounts: CRIU cannot find the host's mount of a
             # file mapped before the pivot ("Can't lookup mount").
-            os.execv(sys.executable, [sys.executable, "-m", "harness.namespace", INIT,
-                                      str(child), str(spec["exits"]), str(spec["pidfile"])])
+            os.execv(sys.executable, [sys.executable, "-m", "harness.nsinit", str(child),
+                                      str(spec["exits"]), str(spec["pidfile"])])
         os.execvp(argv[0], argv)
     except OSError as exc:
         os.write(report, f"error: {exc}\n".encode())
     os._exit(127)
 
 
-def _note(path: str, line: str) -> None:
-    with open(path, "a") as f:
-        f.write(line + "\n")
-
-
-def _init(child: int, exits: str, pidfile: str) -> None:
-    """pid 1 of a daemon's namespace (see Namespaces.init): reap every process until none is
-    left, then exit with the status of the one the pidfile names, else the child's."""
-    import signal
-
-    # pid 1 ignores a signal it has no handler for, when it comes from inside: Python's own
-    # SIGINT handler would make one a KeyboardInterrupt here.
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    _note(exits, f"child {child}")
-    codes: dict[int, int] = {}
-    while True:
-        try:
-            pid, status = os.wait()
-        except ChildProcessError:
-            break
-        except InterruptedError:
-            continue
-        codes[pid] = os.waitstatus_to_exitcode(status)
-        _note(exits, f"exit {pid} {codes[pid]}")
-    try:
-        main = int(Path(pidfile).read_text().strip()) if pidfile else child
-    except (OSError, ValueError):
-        main = child
-    code = codes.get(main, codes.get(child, 0))
-    os._exit(code if code >= 0 else 128 - code)
-
-
-def launcher_status(exits: str) -> int | None:
-    """The exit status of the program an init started (see Namespaces.init), once it
-    exited."""
-    try:
-        lines = Path(exits).read_text().splitlines()
-    except OSError:
-        return None
-    child = next((line.split()[1] for line in lines if line.startswith("child ")), None)
-    for line in lines:
-        parts = line.split()
-        if len(parts) == 3 and parts[0] == "exit" and parts[1] == child:
-            return int(parts[2])
-    return None
-
-
 if __name__ == "__main__":
-    if sys.argv[1] == INIT:
-        _init(int(sys.argv[2]), sys.argv[3], sys.argv[4])
     sys.exit(launch(json.loads(sys.argv[1])))

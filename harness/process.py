@@ -17,7 +17,8 @@ from harness import reaping
 from harness.cgroup import RunCgroup
 from harness.criu.process import running_criu
 from harness.errors import WorkloadError
-from harness.namespace import Namespaces, launcher_status
+from harness.namespace import Namespaces
+from harness.nsinit import launcher_status
 from harness.proctree import (
     descends_from,
     is_stopped,
@@ -182,17 +183,6 @@ class Workload:
             except ProcessLookupError:
                 pass
 
-    def in_syscall(self) -> bool:
-        """Blocked in (or stopped inside) a system call, as opposed to running its own code.
-
-        /proc/PID/syscall names the call a stopped task was waiting in, and -1 for a task
-        stopped in user space, perhaps halfway through handling a request."""
-        try:
-            first = Path(f"/proc/{self.pid}/syscall").read_text().split(maxsplit=1)[0]
-        except (OSError, IndexError):
-            return False
-        return first not in ("-1", "running")
-
     def thaw(self) -> None:
         self.signal_members(signal.SIGCONT)
 
@@ -220,7 +210,7 @@ class Workload:
     def returncode(self) -> int | None:
         """The exit status of the process the harness started, once it exited (collecting
         it); None while it runs. A launcher's, for a daemon (see PidfileReady), also when
-        an init of the harness's started it in a namespace (harness.namespace)."""
+        an init of the harness's started it in a namespace (harness.nsinit)."""
         if self.namespaces is not None and self.namespaces.init:
             return launcher_status(self.namespaces.exits)
         if self.exit_status is None and self._popen is not None:
@@ -267,23 +257,6 @@ class Workload:
                 os.kill(target, sig)
             except ProcessLookupError:
                 pass
-
-    def arrival(self) -> dict[str, object]:
-        """What another host's harness needs of this workload to take it over once restored
-        there (harness.departure): how it was started, and which process is the program."""
-        return {"namespaces": self.namespaces.to_json() if self.namespaces else None,
-                "main": self.main}
-
-    def arrived(self, state: Mapping[str, object]) -> None:
-        """Take arrival's state over (a workload this host never started; ValueError if it
-        cannot be read)."""
-        namespaces, main = state.get("namespaces"), state.get("main")
-        if namespaces is not None and not isinstance(namespaces, Mapping):
-            raise ValueError(f"{self.name}: namespaces {namespaces!r} is not a table")
-        if main is not None and not isinstance(main, int):
-            raise ValueError(f"{self.name}: main {main!r} is not a pid")
-        self.namespaces = Namespaces.from_json(namespaces) if namespaces is not None else None
-        self.main = main
 
     def adopt(self, pid: int) -> None:
         """Take over a restored process (the harness is its subreaper)."""

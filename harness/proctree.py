@@ -89,3 +89,15 @@ def own_pid(pid: int) -> int:
         if line.startswith("NSpid:"):
             return int(line.split()[-1])
     return pid
+
+
+def in_syscall(pid: int) -> bool:
+    """Blocked in (or stopped inside) a system call, as opposed to running its own code.
+
+    /proc/PID/syscall names the call a stopped task was waiting in, and -1 for a task
+    stopped in user space, perhaps halfway through handling a request."""
+    try:
+        first = Path(f"/proc/{pid}/syscall").read_text().split(maxsplit=1)[0]
+    except (OSError, IndexError):
+        return False
+    return first not in ("-1", "running")

@@ -27,18 +27,16 @@ from typing import Any
 
 from harness import report, selfcheck
 from harness import scenario as scenarios
-from harness.criu import Backend, CriuCall, get_backend
-from harness.cycle import Arrival, Cycles, images_of, role_options
-from harness.departure import KEEPER_LOG, PROTOCOL
+from harness.criu import Backend, get_backend
+from harness.cycle import Cycles, images_of, role_options
+from harness.departure import KEEPER_LOG, PROTOCOL, Arrival, take_over
 from harness.errors import CriuError, HarnessError, RemoteError, UsageError
 from harness.evidence import keep_or_remove
-from harness.fields import FieldError, Fields
-from harness.fingerprint import Fingerprint
 from harness.isolation import Isolation, get_isolation
 from harness.netns import Host
 from harness.plan import Plan, get_plan
 from harness.process import Workload
-from harness.result import CycleResult, Keep, Outcome, Phase, ScenarioResult
+from harness.result import CycleResult, Keep, Outcome, ScenarioResult
 from harness.rundir import RunDir
 from harness.scenario import Expectation, Scenario
 from harness.supervisor import Supervisor
@@ -215,19 +213,12 @@ class Visit:
             images = images_of(setup.run_dir, 1, 1) / role
             if images.is_dir():
                 ship(images, transport.destination(images))
+        arrival = Arrival.from_json(message)
         try:
-            arrival = Arrival(
-                started=float(message["started"]),
-                phases=[Phase.from_json(Fields(p, "phases")) for p in message["phases"]],
-                calls=[CriuCall.from_json(Fields(c, "calls")) for c in message["calls"]],
-                before=None if message.get("before") is None else {
-                    str(role): {int(pid): Fingerprint.from_json(fp) for pid, fp in tree.items()}
-                    for role, tree in message["before"].items()},
-            )
             for role, state in message.get("workloads", {}).items():
                 if role in workloads:
-                    workloads[role].arrived(state)
-        except (KeyError, TypeError, ValueError, AttributeError, FieldError) as exc:
+                    take_over(workloads[role], state)
+        except (TypeError, ValueError, AttributeError) as exc:
             raise UsageError(f"an arrival the harness cannot read: {exc}") from None
 
         def render(text: str) -> str:

@@ -11,6 +11,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from harness.departure import state_of, take_over
 from harness.errors import WorkloadError
 from harness.namespace import Namespaces
 from harness.process import Workload
@@ -60,21 +61,21 @@ def test_output_goes_to_files_in_the_run_directory(tmp_path: Path) -> None:
 
 
 def test_what_a_workload_is_goes_to_another_host_and_back(tmp_path: Path) -> None:
-    """A daemon's namespace and pid there (Workload.arrival) taken over by a workload the
+    """A daemon's namespace and pid there (departure.state_of) taken over by a workload the
     other host never started; a state that is not one is refused, nothing taken."""
     started = Workload(name="daemon", argv=["x"], run_dir=tmp_path, main=7,
                        namespaces=Namespaces(net=True, run_dir=str(tmp_path), hosts=("/a",),
                                              init=True, exits="/r/daemon.exits",
                                              pidfile="/r/daemon.pid"))
-    state = json.loads(json.dumps(started.arrival()))
+    state = json.loads(json.dumps(state_of(started)))
     there = Workload(name="daemon", argv=[], run_dir=tmp_path)
-    there.arrived(state)
+    take_over(there, state)
     assert (there.namespaces, there.main) == (started.namespaces, 7)
     plain = Workload(name="server", argv=[], run_dir=tmp_path)
-    plain.arrived(json.loads(json.dumps(Workload("server", ["x"], tmp_path).arrival())))
+    take_over(plain, json.loads(json.dumps(state_of(Workload("server", ["x"], tmp_path)))))
     assert (plain.namespaces, plain.main) == (None, None)
     for bad, message in [({"main": "7"}, "main '7' is not a pid"),
                          ({"namespaces": [1]}, "namespaces [1] is not a table"),
                          ({"namespaces": {"hosts": "/a"}}, "hosts '/a' is not a list")]:
         with pytest.raises(ValueError, match=re.escape(message)):
-            Workload(name="daemon", argv=[], run_dir=tmp_path).arrived(bad)
+            take_over(Workload(name="daemon", argv=[], run_dir=tmp_path), bad)

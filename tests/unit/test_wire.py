@@ -5,6 +5,7 @@ hello refused with its reason, addresses parsed."""
 from __future__ import annotations
 
 import io
+import json
 import os
 import socket
 import subprocess
@@ -15,11 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from harness.departure import PROTOCOL, Destination
+from harness.departure import PROTOCOL, Arrival, Destination
 from harness.errors import RemoteError, UsageError
 from harness.fingerprint import Fd, Fingerprint, take_tree
+from harness.outcome import Step
 from harness.plan import get_plan
 from harness.receiver import Receiver
+from harness.result import Phase
 from harness.rundir import MARKER, PREFIX, RunDir
 from harness.wire import DEFAULT_PORT, Channel, pack, parse_address, unpack
 
@@ -185,3 +188,20 @@ def test_a_receiver_refuses_a_bad_hello_with_the_reason(hello: dict[str, object]
     finally:
         thread.join(timeout=10)
     assert done == [1] and any(why in line for line in lines), lines
+
+
+def test_what_the_source_did_goes_over_and_is_read_back_or_refused() -> None:
+    """Arrival: the phases and the looks before the dumps, as the receiver reads them back
+    (the pids of the looks come back as numbers); a message without them is one line."""
+    phases = [Phase(Step.FREEZE, "server", 1.0, 1.5), Phase(Step.DUMP, "server", 1.5, 2.0, ok=False)]
+    look = Fingerprint(pid=42, cmdline=("server",), cwd="/", state="T",
+                       fds={0: Fd("file", "/dev/null", "0100000", 0)},
+                       maps={("[heap]", "rw-p"): 4096}, rlimits={"nofile": (1024, 4096)})
+    sent = Arrival(started=1.0, phases=phases, calls=[], before={"server": {42: look}})
+    back = Arrival.from_json(json.loads(json.dumps(sent.to_json())))
+    assert back == sent
+    assert Arrival.from_json({"started": 2, "phases": [], "calls": [], "before": None}).before is None
+    with pytest.raises(UsageError, match="an arrival the harness cannot read: 'phases'"):
+        Arrival.from_json({"started": 2})
+    with pytest.raises(UsageError, match="an arrival the harness cannot read"):
+        Arrival.from_json({"started": "soon", "phases": [], "calls": []})
