@@ -22,6 +22,7 @@ import hashlib
 import socket
 import time
 from collections.abc import Callable
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -98,21 +99,9 @@ class Visit:
     def serve(self) -> ScenarioResult | None:
         """The run's result if its workload arrived (None: refused, or it ended at the
         source)."""
-        say = self.receiver.say
-        try:
-            self.channel.sk.settimeout(HELLO_TIMEOUT_S)  # a peer that says nothing is let go
-            hello, _ = self.channel.receive()
-            self.channel.sk.settimeout(None)
-            setup = Setup.of(hello, self.receiver.criu_binary)
-        except (HarnessError, TimeoutError) as exc:
-            say(f"refused {self.peer}: {exc}")
-            self.refused = True
-            try:
-                self.channel.refuse(str(exc))
-            except RemoteError:
-                pass
+        setup = self._hello()
+        if setup is None:
             return None
-        self.channel.answer({"criu_version": setup.backend.criu.version()})
         result = setup.result()
         started = time.monotonic()
         arrived = False
@@ -148,16 +137,31 @@ class Visit:
                 keep_or_remove(setup.run_dir, result, setup.backend, setup.keep)
             else:
                 setup.run_dir.remove()
+        say = self.receiver.say
         if not arrived:
             say(f"{setup.scenario.name} from {self.peer}: nothing arrived (the run ended at "
                 "the source)")
             return None
         say(f"{report.line(result)}  (from {self.peer})")
-        try:
+        with suppress(RemoteError):  # a source gone meanwhile: the verdict is said here
             self.channel.answer({"result": result.to_json(), "kept": result.artifacts})
-        except RemoteError:
-            pass
         return result
+
+    def _hello(self) -> Setup | None:
+        """The source's hello, checked and answered (None: refused, and told why)."""
+        try:
+            self.channel.sk.settimeout(HELLO_TIMEOUT_S)  # a peer that says nothing is let go
+            hello, _ = self.channel.receive()
+            self.channel.sk.settimeout(None)
+            setup = Setup.of(hello, self.receiver.criu_binary)
+        except (HarnessError, TimeoutError) as exc:
+            self.receiver.say(f"refused {self.peer}: {exc}")
+            self.refused = True
+            with suppress(RemoteError):
+                self.channel.refuse(str(exc))
+            return None
+        self.channel.answer({"criu_version": setup.backend.criu.version()})
+        return setup
 
     def _converse(self, setup: Setup, transport: PageServer, workloads: dict[str, Workload],
                   result: ScenarioResult) -> bool:

@@ -70,42 +70,13 @@ class ScenarioRun:
         # pytest fixture does); the run then owns it like one of its own.
         self.run_dir = run_dir
         self.transport = harness_transport.check_transport(transport)
-        # The run's choice, else the scenario's, else the default (harness.isolation); lazy
-        # pages need a PID namespace (the dumped task lives on while the restore runs).
-        # A safe hand-over restores beside the stopped source: the same need.
         self.safe_handover = safe_handover
-        chosen = isolation or scenario.isolation
-        if chosen is None and (self.transport == "lazy" or safe_handover):
-            chosen = Isolation.NS
-        self.isolation = get_isolation(chosen)
-        if self.transport == "lazy" and not self.isolation.namespaced:
-            raise UsageError(
-                "--transport lazy needs --isolation ns: the dumped task lives until its last "
-                "page is served, and a restore beside it would need its pids")
-        if safe_handover and self.transport == "lazy":
-            raise UsageError(
-                "--safe-handover cannot keep a lazy dump's source: the dump ends, and CRIU "
-                "kills the source, as soon as the lazy-pages daemon is done, and the dying "
-                "tasks of a failed restore get it done")
-        if safe_handover and not self.isolation.namespaced:
-            raise UsageError(
-                "--safe-handover needs --isolation ns: the copy is restored while the stopped "
-                "source still holds its pids")
+        self.isolation = _isolation(isolation or scenario.isolation, self.transport, safe_handover)
         # Another machine's `criu-harness receive` (harness.departure): the pages go to its
         # page servers, it restores and judges the workload.
-        self.destination = (Destination.parse(destination) if isinstance(destination, str)
-                            else destination)
+        self.destination = _destination(destination, transport, iterations, safe_handover)
         if self.destination is not None:
-            if transport not in ("local", "page-server"):
-                raise UsageError(f"--destination sends the pages through a page server: "
-                                 f"--transport {transport} cannot be used with it")
             self.transport = "page-server"
-            if iterations != 1:
-                raise UsageError("--destination migrates once: the workload ends up on the "
-                                 "other host (--iterations 1)")
-            if safe_handover:
-                raise UsageError("--safe-handover keeps the source beside its copy on one "
-                                 "host: it cannot be used with --destination")
         # Where the harness says what it changed on the machine (fs.pipe-max-size for lazy).
         self.say = say or (lambda line: print(f"criu-harness: {line}", file=sys.stderr))
 
@@ -207,6 +178,46 @@ class ScenarioRun:
             asked = selfcheck.ask(self.scenario.verify, workloads, render)
         # cycles.expect: the scenario's [expect.or] if CRIU did the other thing.
         conclude(result, cycles.expect, progress, workloads, cycles.resumed, asked)
+
+
+def _isolation(chosen: Isolation | str | None, transport: str, safe_handover: bool) -> Isolation:
+    """The run's choice, else the scenario's, else the default (harness.isolation); lazy
+    pages need a PID namespace (the dumped task lives on while the restore runs), and so
+    does a safe hand-over, which restores beside the stopped source."""
+    if chosen is None and (transport == "lazy" or safe_handover):
+        chosen = Isolation.NS
+    isolation = get_isolation(chosen)
+    if transport == "lazy" and not isolation.namespaced:
+        raise UsageError(
+            "--transport lazy needs --isolation ns: the dumped task lives until its last "
+            "page is served, and a restore beside it would need its pids")
+    if safe_handover and transport == "lazy":
+        raise UsageError(
+            "--safe-handover cannot keep a lazy dump's source: the dump ends, and CRIU "
+            "kills the source, as soon as the lazy-pages daemon is done, and the dying "
+            "tasks of a failed restore get it done")
+    if safe_handover and not isolation.namespaced:
+        raise UsageError(
+            "--safe-handover needs --isolation ns: the copy is restored while the stopped "
+            "source still holds its pids")
+    return isolation
+
+
+def _destination(destination: Destination | str | None, transport: str, iterations: int,
+                 safe_handover: bool) -> Destination | None:
+    """Where --destination sends the workload, if anywhere, with what it rules out."""
+    if destination is None:
+        return None
+    if transport not in ("local", "page-server"):
+        raise UsageError(f"--destination sends the pages through a page server: "
+                         f"--transport {transport} cannot be used with it")
+    if iterations != 1:
+        raise UsageError("--destination migrates once: the workload ends up on the "
+                         "other host (--iterations 1)")
+    if safe_handover:
+        raise UsageError("--safe-handover keeps the source beside its copy on one "
+                         "host: it cannot be used with --destination")
+    return Destination.parse(destination) if isinstance(destination, str) else destination
 
 
 def _arrived(result: ScenarioResult, theirs: ScenarioResult) -> None:

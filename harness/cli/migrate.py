@@ -144,6 +144,11 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def add(commands: Any) -> None:
     """Add these commands to the command line's subparsers."""
+    _add_run(commands)
+    _add_others(commands)
+
+
+def _add_run(commands: Any) -> None:
     run = commands.add_parser("run", help="migrate scenarios and verify them")
     run.add_argument("scenarios", nargs="*", metavar="SCENARIO",
                      help=f"built-in names or scenario files (default: {' '.join(DEFAULT_SCENARIOS)})")
@@ -173,6 +178,9 @@ def add(commands: Any) -> None:
                      help="run N scenarios at once, each in a process of its own (default 1)")
     run.set_defaults(func=cmd_run)
 
+
+def _add_others(commands: Any) -> None:
+    """list, restore, bundle, receive, check."""
     lst = commands.add_parser("list", help="list the built-in scenarios")
     lst.set_defaults(func=cmd_list)
 
