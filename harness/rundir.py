@@ -71,7 +71,10 @@ class RunDir:
         try:
             path.mkdir(mode=0o700)
         except FileExistsError:
-            raise UsageError(f"run directory {path}: already exists on this host") from None
+            raise UsageError(
+                f"run directory {path}: already exists on this host (is the receiver on the "
+                "source's own machine? it needs a file system of its own; on one machine, "
+                "--transport page-server sends the pages across a veth pair)") from None
         self = cls.__new__(cls)
         self.path = path
         os.chmod(path, 0o700)
