@@ -19,7 +19,6 @@ network only (the Vagrantfile's two-machine mode has one).
 from __future__ import annotations
 
 import hashlib
-import socket
 import time
 from collections.abc import Callable
 from contextlib import suppress
@@ -31,6 +30,7 @@ from harness import scenario as scenarios
 from harness.criu import Backend, get_backend
 from harness.cycle import Cycles, images_of, role_options
 from harness.departure import KEEPER_LOG, PROTOCOL, Arrival, take_over
+from harness.door import Door
 from harness.errors import CriuError, HarnessError, RemoteError, UsageError
 from harness.evidence import keep_or_remove
 from harness.isolation import Isolation, get_isolation
@@ -66,19 +66,17 @@ class Receiver:
         """Take runs until interrupted (once: one run, then return): 0 if every run that
         arrived was as expected and none was refused, 1 if not. (A run whose workload never
         arrived, a dump that failed at the source, is the source's to judge.)"""
-        try:
-            listener = socket.create_server((self.address, self.port))
-        except OSError as exc:
-            raise UsageError(f"--listen {self.address}:{self.port}: {exc.strerror or exc}") from None
         failed = 0
-        with listener:
+        with Door(self.address, self.port, self.say) as door:
             self.say(f"receiving on {self.address}:{self.port}")
             while True:
-                sk, peer = listener.accept()
-                sk.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                visit = Visit(Channel(sk, f"source {peer[0]}"), self, peer[0])
-                with sk:
-                    result = visit.serve()
+                sk, peer = door.next()
+                visit = Visit(Channel(sk, f"source {peer}"), self, peer)
+                try:
+                    with sk:
+                        result = visit.serve()
+                finally:
+                    door.done()
                 if visit.refused or (result is not None and not result.ok):
                     failed += 1
                 if once:

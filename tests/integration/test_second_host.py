@@ -429,3 +429,58 @@ def test_a_receiver_killed_in_the_middle_of_a_dump_is_named_and_the_dump_log_kep
     assert "Dumping FAILED" in (kept / "images" / "server" / "dump.log").read_text()
     assert "Traceback" not in stdout
     nothing_left(tmpdir, names)
+
+
+# A source that says hello and then holds the receiver until its standard input closes.
+HOLDER = """
+import sys
+from harness import scenario
+from harness.departure import Destination, leaving, scenario_ref
+from harness.rundir import RunDir
+hello = {**scenario_ref(scenario.find("dgram-echo")), "backend": "cli", "timeout": None,
+         "plan": "server-first", "isolation": "none", "keep": "never", "fingerprint": True,
+         "destination": sys.argv[1]}
+run_dir = RunDir("holder")
+try:
+    with leaving(Destination.parse(sys.argv[1]), run_dir, hello):
+        print("held", flush=True)
+        sys.stdin.read()
+finally:
+    run_dir.remove()
+"""
+
+
+def test_a_second_source_is_told_the_receiver_is_busy_and_it_takes_the_next_run_after(
+    tmp_path: Path, run_dirs_in_pytest_tmp: Path
+) -> None:
+    """One run at a time: while one source's run is on, another is refused at once with the
+    reason, not left to time out; once that run has ended the receiver takes the next."""
+    tmpdir = run_dirs_in_pytest_tmp
+    out = tmp_path / "receiver.out"
+    with second_host(tmpdir, out) as (pair, receiver):
+        assert pair.source.netns is not None
+        holder = subprocess.Popen(
+            ["nsenter", f"--net={pair.source.netns}", sys.executable, "-c", HOLDER,
+             pair.destination.address], cwd=ROOT, stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, text=True)
+        assert holder.stdout is not None and holder.stdin is not None
+        assert holder.stdout.readline() == "held\n"
+        started = time.monotonic()
+        busy = from_source(pair, "dgram-echo", "--backend", "cli")
+        assert time.monotonic() - started < 10  # told, not timed out
+        assert busy.returncode == 1, busy.stdout + busy.stderr
+        assert (f"receiver {pair.destination.address}:{DEFAULT_PORT}: busy with a run from "
+                f"{pair.source.address} (one run at a time)") in busy.stdout, busy.stdout
+        holder.stdin.close()
+        assert holder.wait(timeout=30) == 0
+        after = from_source(pair, "dgram-echo", "--backend", "cli",
+                            "--report", str(tmp_path / "report"))
+        assert after.returncode == 0, after.stdout + after.stderr
+        assert receiver.poll() is None
+    said = out.read_text()
+    assert f"turned away {pair.source.address}: busy" in said, said
+    assert f"dgram-echo from {pair.source.address}: nothing arrived" in said  # the holder's
+    assert [line for line in said.splitlines() if line.startswith("dgram-echo[page-server]")
+            and " passed " in line and line.endswith(f"(from {pair.source.address})")], said
+    assert the_result(tmp_path)["outcome"] == "passed"
+    nothing_left(tmpdir, run_names(tmpdir, tmp_path / "report"))
