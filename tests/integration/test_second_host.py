@@ -484,3 +484,23 @@ def test_a_second_source_is_told_the_receiver_is_busy_and_it_takes_the_next_run_
             and " passed " in line and line.endswith(f"(from {pair.source.address})")], said
     assert the_result(tmp_path)["outcome"] == "passed"
     nothing_left(tmpdir, run_names(tmpdir, tmp_path / "report"))
+
+
+def test_several_scenarios_go_to_one_receiver_one_after_another(
+    tmp_path: Path, run_dirs_in_pytest_tmp: Path
+) -> None:
+    """A run of several scenarios: each connects as soon as the last one's verdict is out,
+    while the receiver is still closing that run, and is let in."""
+    tmpdir = run_dirs_in_pytest_tmp
+    out = tmp_path / "receiver.out"
+    with second_host(tmpdir, out) as (pair, _):
+        src = from_source(pair, "dgram-echo", "stream-echo", "stream-tree", "dgram-echo",
+                          "--backend", "cli", "--report", str(tmp_path / "report"))
+    assert src.returncode == 0, src.stdout + src.stderr
+    assert "4 of 4 scenario(s) as expected" in src.stdout
+    results = json.loads((tmp_path / "report" / "results.json").read_text())["scenarios"]
+    assert [(r["name"], r["outcome"]) for r in results] == [
+        ("dgram-echo", "passed"), ("stream-echo", "xfailed"), ("stream-tree", "passed"),
+        ("dgram-echo", "passed")]
+    assert "turned away" not in out.read_text()
+    nothing_left(tmpdir, run_names(tmpdir, tmp_path / "report"))

@@ -12,11 +12,13 @@ import subprocess
 import tarfile
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 import pytest
 
 from harness.departure import PROTOCOL, Arrival, Destination
+from harness.door import GRACE_S, Door
 from harness.errors import RemoteError, UsageError
 from harness.fingerprint import Fd, Fingerprint, take_tree
 from harness.outcome import Step
@@ -205,3 +207,31 @@ def test_what_the_source_did_goes_over_and_is_read_back_or_refused() -> None:
         Arrival.from_json({"started": 2})
     with pytest.raises(UsageError, match="an arrival the harness cannot read"):
         Arrival.from_json({"started": "soon", "phases": [], "calls": []})
+
+
+def test_the_door_takes_one_run_at_a_time_and_the_next_once_it_ends() -> None:
+    """A source that comes while a run is on waits a little at the door (its next scenario
+    comes as soon as the last one's verdict is out), then is refused with whose run it is."""
+    said: list[str] = []
+    with Door("127.0.0.1", 0, said.append) as door:
+        port = door.listener.getsockname()[1]
+
+        def connect() -> Channel:
+            return Channel(socket.create_connection(("127.0.0.1", port)), "receiver")
+
+        first = connect()
+        sk, peer = door.next()
+        assert peer == "127.0.0.1"
+        started = time.monotonic()
+        with pytest.raises(RemoteError, match=r"busy with a run from 127\.0\.0\.1 \(one run at a time\)"):
+            connect().ask({"op": "hello"}, timeout=10)
+        assert GRACE_S <= time.monotonic() - started < GRACE_S + 2
+        assert said == ["turned away 127.0.0.1: busy with a run from 127.0.0.1 (one run at a time)"]
+        # The next source, while the run ends: let in as soon as it has.
+        second = connect()
+        threading.Timer(0.3, door.done).start()
+        nxt, _ = door.next()
+        for s in (sk, nxt):
+            s.close()
+        first.close()
+        second.close()
