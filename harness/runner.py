@@ -100,10 +100,10 @@ class ScenarioRun:
                 self._execute(supervisor, run_dir, result)
         except HarnessError as exc:
             result.outcome, result.reason = Outcome.ERROR, str(exc)
-            _interrupted_cycle(result, str(exc))
+            _unfinished_cycle(result, str(exc))
         except KeyboardInterrupt as exc:
             result.outcome, result.reason = Outcome.ERROR, f"interrupted ({type(exc).__name__})"
-            _interrupted_cycle(result, "interrupted")
+            _unfinished_cycle(result, "interrupted")
             interrupted = exc
         finally:
             result.duration_s = round(time.monotonic() - started, 3)
@@ -229,7 +229,7 @@ def _arrived(result: ScenarioResult, theirs: ScenarioResult) -> None:
         setattr(result, name, getattr(theirs, name))
 
 
-def _interrupted_cycle(result: ScenarioResult, why: str) -> None:
+def _unfinished_cycle(result: ScenarioResult, why: str) -> None:
     """Say why the cycle an interrupt or an error ended stopped, and at which step: the one
     that never finished (a receiver gone in the middle of a dump, say)."""
     if not result.cycles or result.cycles[-1].reason != "interrupted":

@@ -67,13 +67,26 @@ def second_host(tmpdir: Path, out: Path, *args: str) -> Iterator[tuple[VethPair,
                     receiver.wait()
 
 
-def from_source(pair: VethPair, *args: str) -> subprocess.CompletedProcess[str]:
-    """`criu-harness run ... --destination` from the source side."""
+def source_argv(pair: VethPair, *args: str) -> list[str]:
+    """`criu-harness run ARGS --destination` on the source side."""
     assert pair.source.netns is not None
-    return subprocess.run(
-        ["nsenter", f"--net={pair.source.netns}", *HARNESS, "run", *args,
-         "--destination", pair.destination.address],
-        cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
+    return ["nsenter", f"--net={pair.source.netns}", *HARNESS, "run", *args,
+            "--destination", pair.destination.address]
+
+
+def from_source(pair: VethPair, *args: str) -> subprocess.CompletedProcess[str]:
+    """`criu-harness run ... --destination` from the source side, to its end."""
+    return subprocess.run(source_argv(pair, *args), cwd=ROOT, capture_output=True, text=True,
+                          timeout=300, check=False)
+
+
+def start_source(pair: VethPair, tmp_path: Path,
+                 scenario_name: str = "dgram-echo") -> subprocess.Popen[str]:
+    """`criu-harness run SCENARIO --destination` from the source side, in the background,
+    its report in tmp_path/report."""
+    argv = source_argv(pair, scenario_name, "--report", str(tmp_path / "report"))
+    return subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
 
 
 @dataclass
@@ -291,15 +304,6 @@ def is_client(pid: int) -> bool:
         return False
 
 
-def start_source(pair: VethPair, tmp_path: Path) -> subprocess.Popen[str]:
-    """`criu-harness run dgram-echo --destination` from the source side, in the background."""
-    assert pair.source.netns is not None
-    return subprocess.Popen(
-        ["nsenter", f"--net={pair.source.netns}", *HARNESS, "run", "dgram-echo",
-         "--destination", pair.destination.address, "--report", str(tmp_path / "report")],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-
-
 def client_there(tmpdir: Path) -> list[int]:
     """The restored client's pid at the destination, once it runs there."""
     top = cgroup.root()
@@ -323,11 +327,13 @@ def arrival(tmpdir: Path, source: subprocess.Popen[str]) -> list[int]:
 def gone(tmpdir: Path, client: list[int]) -> None:
     """Wait (a little) for the run's processes, the client seen at the destination among
     them, to be gone; assert it is."""
+    def running() -> bool:
+        return bool(of_run(tmpdir)) or any(is_client(p) for p in client)
+
     deadline = time.monotonic() + 5
-    while (of_run(tmpdir) or [p for p in client if is_client(p)]) \
-            and time.monotonic() < deadline:
+    while running() and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not [p for p in client if is_client(p)]
+    assert not any(is_client(p) for p in client)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
@@ -405,11 +411,7 @@ def test_a_receiver_killed_in_the_middle_of_a_dump_is_named_and_the_dump_log_kep
         return False
 
     with second_host(tmpdir, tmp_path / "receiver.out", "--once") as (pair, receiver):
-        assert pair.source.netns is not None
-        source = subprocess.Popen(
-            ["nsenter", f"--net={pair.source.netns}", *HARNESS, "run", str(big),
-             "--destination", pair.destination.address, "--report", str(tmp_path / "report")],
-            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        source = start_source(pair, tmp_path, str(big))
         deadline = time.monotonic() + 60
         while not pages_arriving():
             assert source.poll() is None, source.communicate()[0]
